@@ -1,0 +1,7 @@
+"""`python -m app ...`: the command-line interface without the GUI launcher."""
+
+import sys
+
+from app.cli import main
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""Conversations and messages in SQLite, written as they happen.
+
+A reply is inserted as `streaming` when it starts and its text is flushed while it
+grows, so a crash loses at most the last flush; `recover_interrupted` marks such
+leftovers at the next start. One `ChatStore` per thread (sqlite3 connections are
+not shared across threads); WAL mode lets the GUI read while a worker writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from app.generation import GenerationStats
+
+log = logging.getLogger("chats")
+
+DEFAULT_TITLE = "New chat"
+_TITLE_LENGTH = 48
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    content TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model TEXT,
+    stats TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+"""
+
+
+class MessageStatus(StrEnum):
+    COMPLETE = "complete"
+    STREAMING = "streaming"  # being written now; seen at start-up only after a crash
+    STOPPED = "stopped"  # the user pressed Stop: kept, marked incomplete
+    INTERRUPTED = "interrupted"  # the app died mid-reply: kept, marked incomplete
+    FAILED = "failed"  # generation raised an error partway
+
+    @property
+    def is_incomplete(self) -> bool:
+        return self is not MessageStatus.COMPLETE
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    status: MessageStatus
+    model: str | None
+    stats: GenerationStats | None
+    created_at: float
+
+
+class ChatStore:
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, timeout=10.0)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        with self._conn:
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- conversations ---------------------------------------------------------------------------
+
+    def create_conversation(self, title: str = DEFAULT_TITLE) -> Conversation:
+        now = time.time()
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)", (title, now, now)
+            )
+        assert cur.lastrowid is not None
+        return Conversation(cur.lastrowid, title, now, now)
+
+    def conversations(self) -> list[Conversation]:
+        """All conversations, most recently active first."""
+        rows = self._conn.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC").fetchall()
+        return [Conversation(r["id"], r["title"], r["created_at"], r["updated_at"]) for r in rows]
+
+    def conversation(self, conversation_id: int) -> Conversation | None:
+        r = self._conn.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        return None if r is None else Conversation(r["id"], r["title"], r["created_at"], r["updated_at"])
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        title = title.strip() or DEFAULT_TITLE
+        with self._conn:
+            self._conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def messages(self, conversation_id: int) -> list[ChatMessage]:
+        rows = self._conn.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        ).fetchall()
+        return [_message_from_row(r) for r in rows]
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        status: MessageStatus = MessageStatus.COMPLETE,
+        model: str | None = None,
+    ) -> ChatMessage:
+        """Append a message; the first user message also names a conversation still called "New chat"."""
+        now = time.time()
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO messages (conversation_id, role, content, status, model, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, str(status), model, now),
+            )
+            self._conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            if role == "user":
+                self._conn.execute(
+                    "UPDATE conversations SET title = ? WHERE id = ? AND title = ?",
+                    (_title_from(content), conversation_id, DEFAULT_TITLE),
+                )
+        assert cur.lastrowid is not None
+        return ChatMessage(cur.lastrowid, conversation_id, role, content, status, model, None, now)
+
+    def update_message_text(self, message_id: int, content: str) -> None:
+        """Flush the text of a reply that is still streaming."""
+        with self._conn:
+            self._conn.execute("UPDATE messages SET content = ? WHERE id = ?", (content, message_id))
+
+    def finish_message(
+        self, message_id: int, content: str, status: MessageStatus, stats: GenerationStats | None
+    ) -> None:
+        stats_json = None if stats is None else json.dumps(stats.to_json())
+        with self._conn:
+            self._conn.execute(
+                "UPDATE messages SET content = ?, status = ?, stats = ? WHERE id = ?",
+                (content, str(status), stats_json, message_id),
+            )
+
+    def recover_interrupted(self) -> int:
+        """Mark replies left `streaming` by a process that died; returns how many."""
+        with self._conn:
+            cur = self._conn.execute(
+                "UPDATE messages SET status = ? WHERE status = ?",
+                (str(MessageStatus.INTERRUPTED), str(MessageStatus.STREAMING)),
+            )
+        if cur.rowcount:
+            log.warning("marked %d reply(ies) interrupted by an earlier exit as incomplete", cur.rowcount)
+        return cur.rowcount
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _message_from_row(r: sqlite3.Row) -> ChatMessage:
+    stats = None if r["stats"] is None else GenerationStats.from_json(json.loads(r["stats"]))
+    return ChatMessage(
+        r["id"], r["conversation_id"], r["role"], r["content"], MessageStatus(r["status"]), r["model"], stats,
+        r["created_at"],
+    )

@@ -1,0 +1,333 @@
+"""Chat with a GGUF model through llama.cpp's C API.
+
+We drive llama.cpp directly (llama-cpp-python's low-level bindings) instead of the
+high-level `Llama` class: sampling runs in llama.cpp's C sampler chain, the only
+per-token Python work is turning one token into text, a cancel request is seen
+before the next token, and the KV cache of the prompt prefix shared with the
+previous reply is kept, so a follow-up turn only evaluates the new tokens.
+
+A `ModelSession` belongs to one thread at a time; the GUI runs it on a worker thread.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+
+from app.chat_template import ChatTemplate, choose_template
+from app.errors import EngineBusyError, GenerationError, ModelLoadError, PromptTooLongError
+from app.generation import ChatTurn, GenerationParams, GenerationResult, GenerationStats, StopReason
+from app.gguf_file import check_gguf
+
+log = logging.getLogger("engine")
+_llama_log = logging.getLogger("llama.cpp")
+
+_GGML_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error
+_PIECE_BUFFER = 64
+_BATCH = 512
+
+
+@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    """Send llama.cpp's chatter to our log file instead of the terminal."""
+    _llama_log.log(_GGML_LOG_LEVELS.get(level, logging.DEBUG), "%s", text.decode("utf-8", "replace").rstrip())
+
+
+llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
+
+
+def default_thread_count() -> int:
+    """Physical cores: llama.cpp's decode is memory-bound and hyper-threads slow it down."""
+    import psutil  # imported here: only needed when loading a model
+
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
+def backend_name() -> str:
+    return "GPU offload" if llama_cpp.llama_supports_gpu_offload() else "CPU"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    name: str
+    n_ctx: int  # context the session was created with
+    n_ctx_train: int  # longest context the model was trained for
+    template_name: str
+    template_is_fallback: bool
+    backend: str
+    n_threads: int
+
+
+class ModelSession:
+    """A loaded model with one context. Not thread-safe: one generation at a time."""
+
+    def __init__(
+        self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = -1
+    ) -> None:
+        """Load `path` (slow: call off the GUI thread). `n_ctx` is capped at the model's trained length."""
+        check_gguf(path)
+        threads = n_threads or default_thread_count()
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = n_gpu_layers
+        started = time.perf_counter()
+        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+        if not self._model:
+            raise ModelLoadError(path, "the file is damaged or uses an architecture this llama.cpp does not know")
+        try:
+            n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
+            ctx_params = llama_cpp.llama_context_default_params()
+            ctx_params.n_ctx = min(n_ctx, n_ctx_train) if n_ctx_train > 0 else n_ctx
+            ctx_params.n_batch = _BATCH
+            ctx_params.n_ubatch = _BATCH
+            ctx_params.n_threads = threads
+            ctx_params.n_threads_batch = threads
+            self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
+            if not self._ctx:
+                raise ModelLoadError(path, f"not enough memory for a context of {ctx_params.n_ctx} tokens")
+        except BaseException:
+            llama_cpp.llama_model_free(self._model)
+            raise
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self._kv_tokens: list[int] = []  # tokens whose keys/values are in the cache, in order
+        self._busy = threading.Lock()
+        self.template = self._choose_template()
+        self.info = ModelInfo(
+            path=path,
+            name=self._meta("general.name") or path.stem,
+            n_ctx=self._n_ctx,
+            n_ctx_train=n_ctx_train,
+            template_name=self.template.name,
+            template_is_fallback=self.template.is_fallback,
+            backend=backend_name(),
+            n_threads=threads,
+        )
+        log.info(
+            "loaded %s in %.2f s (n_ctx=%d, threads=%d, template: %s)",
+            path, time.perf_counter() - started, self._n_ctx, threads, self.template.name,
+        )
+        if self.template.is_fallback:
+            log.warning("%s has no chat template; using the %s template", path.name, self.template.name)
+
+    def close(self) -> None:
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> ModelSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- text <-> tokens -------------------------------------------------------------------------
+
+    def format_prompt(self, turns: Sequence[ChatTurn]) -> str:
+        return self.template.render(turns)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Prompt tokens of `text`, with the BOS token the model expects exactly once at the start."""
+        tokens = self._tokenize(text, parse_special=True)
+        if self._add_bos and (not tokens or tokens[0] != self._bos):
+            tokens.insert(0, self._bos)
+        return tokens
+
+    def _tokenize(self, text: str, *, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 1
+        buffer = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, parse_special)
+        if n < 0:  # more tokens than bytes: impossible today, but llama.cpp's contract allows it
+            capacity = -n
+            buffer = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, parse_special)
+        return list(buffer[:n])
+
+    def token_bytes(self, token: int, *, special: bool = False) -> bytes:
+        buffer = ctypes.create_string_buffer(_PIECE_BUFFER)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, _PIECE_BUFFER, 0, special)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -n, 0, special)
+        return buffer.raw[:n]
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        turns: Sequence[ChatTurn],
+        params: GenerationParams,
+        on_text: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Reply to `turns`, calling `on_text` with each new piece of text as it is decoded.
+
+        Setting `cancel` ends the reply before the next token. Raises `PromptTooLongError`
+        when the conversation does not fit the context.
+        """
+        if not self._busy.acquire(blocking=False):
+            raise EngineBusyError("this model session is already generating")
+        try:
+            return self._generate(turns, params, on_text, cancel or threading.Event())
+        finally:
+            self._busy.release()
+
+    def _generate(
+        self,
+        turns: Sequence[ChatTurn],
+        params: GenerationParams,
+        on_text: Callable[[str], None] | None,
+        cancel: threading.Event,
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        prompt = self.tokenize(self.format_prompt(turns))
+        if len(prompt) >= self._n_ctx:
+            raise PromptTooLongError(len(prompt), self._n_ctx)
+        reused = self._evaluate_prompt(prompt, cancel)
+        if reused < 0:
+            return GenerationResult("", _stats(prompt, 0, 0, started, None, StopReason.CANCELLED))
+
+        sampler = _build_sampler(params)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pieces: list[str] = []
+        first_token_at: float | None = None
+        n_generated = 0
+        token_array = (llama_cpp.llama_token * 1)()
+        try:
+            while True:
+                if cancel.is_set():
+                    reason = StopReason.CANCELLED
+                    break
+                if n_generated >= params.max_tokens:
+                    reason = StopReason.MAX_TOKENS
+                    break
+                if len(self._kv_tokens) >= self._n_ctx:
+                    reason = StopReason.CONTEXT_FULL
+                    break
+                token = llama_cpp.llama_sampler_sample(sampler, self._ctx, -1)
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    reason = StopReason.END_OF_TURN
+                    break
+                n_generated += 1
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                text = decoder.decode(self.token_bytes(token))
+                if text:
+                    pieces.append(text)
+                    if on_text is not None:
+                        on_text(text)
+                token_array[0] = token
+                self._decode(token_array, [token])
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            pieces.append(tail)
+            if on_text is not None:
+                on_text(tail)
+        stats = _stats(prompt, reused, n_generated, started, first_token_at, reason)
+        return GenerationResult("".join(pieces), stats)
+
+    def _evaluate_prompt(self, prompt: list[int], cancel: threading.Event) -> int:
+        """Bring the KV cache to `prompt`, reusing the prefix it already holds.
+
+        Returns the number of reused tokens, or -1 if cancelled (the cache then holds
+        a valid prefix of the prompt, reusable by the next request).
+        """
+        keep = 0
+        for cached, wanted in zip(self._kv_tokens, prompt, strict=False):
+            if cached != wanted:
+                break
+            keep += 1
+        keep = min(keep, len(prompt) - 1)  # the last prompt token must be evaluated to get logits
+        if not llama_cpp.llama_memory_seq_rm(self._memory, 0, keep, -1):
+            llama_cpp.llama_memory_clear(self._memory, True)
+            keep = 0
+        del self._kv_tokens[keep:]
+        for start in range(keep, len(prompt), _BATCH):
+            if cancel.is_set():
+                return -1
+            chunk = prompt[start : start + _BATCH]
+            self._decode((llama_cpp.llama_token * len(chunk))(*chunk), chunk)
+        return keep
+
+    def _decode(self, array: ctypes.Array[ctypes.c_int], tokens: list[int]) -> None:
+        rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(tokens)))
+        if rc != 0:
+            # The cache may now hold part of the batch: forget it rather than guess.
+            llama_cpp.llama_memory_clear(self._memory, True)
+            self._kv_tokens.clear()
+            raise GenerationError(f"llama.cpp failed to evaluate the conversation (llama_decode returned {rc})")
+        self._kv_tokens.extend(tokens)
+
+    # -- metadata --------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        buffer = ctypes.create_string_buffer(512)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, len(buffer))
+        return buffer.value.decode("utf-8", "replace") if n >= 0 else None
+
+    def _choose_template(self) -> ChatTemplate:
+        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        model_template = raw.decode("utf-8", "replace") if raw else None
+        eos = llama_cpp.llama_vocab_eos(self._vocab)
+        return choose_template(
+            model_template,
+            self._is_special_token,
+            bos_token=self.token_bytes(self._bos, special=True).decode("utf-8", "replace") if self._bos >= 0 else "",
+            eos_token=self.token_bytes(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "",
+        )
+
+    def _is_special_token(self, text: str) -> bool:
+        """True if the vocabulary has `text` as one special token (not just as plain text)."""
+        return len(self._tokenize(text, parse_special=True)) == 1 < len(self._tokenize(text, parse_special=False))
+
+
+def _build_sampler(params: GenerationParams) -> ctypes.c_void_p:
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = llama_cpp.llama_sampler_chain_add
+    if params.repeat_penalty != 1.0:
+        add(chain, llama_cpp.llama_sampler_init_penalties(64, params.repeat_penalty, 0.0, 0.0))
+    if params.temperature <= 0:
+        add(chain, llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if params.top_k > 0:
+        add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
+    if params.top_p < 1.0:
+        add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+    if params.min_p > 0:
+        add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+    add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
+    seed = params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+    add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+    return chain
+
+
+def _stats(
+    prompt: list[int], reused: int, generated: int, started: float, first_token_at: float | None, reason: StopReason
+) -> GenerationStats:
+    now = time.perf_counter()
+    return GenerationStats(
+        prompt_tokens=len(prompt),
+        reused_prompt_tokens=max(reused, 0),
+        completion_tokens=generated,
+        ttft_s=(first_token_at or now) - started,
+        total_s=now - started,
+        stop_reason=reason,
+    )

