@@ -72,9 +72,18 @@ class ModelSession:
     """A loaded model with one context. Not thread-safe: one generation at a time."""
 
     def __init__(
-        self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = -1
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = -1,
     ) -> None:
-        """Load `path` (slow: call off the GUI thread). `n_ctx` is capped at the model's trained length."""
+        """Load `path` (slow: call off the GUI thread). `n_ctx` is capped at the model's trained length.
+
+        `name` is what the user calls the model (its library name); the GGUF's own name is the fallback.
+        """
         check_gguf(path)
         threads = n_threads or default_thread_count()
         model_params = llama_cpp.llama_model_default_params()
@@ -107,7 +116,7 @@ class ModelSession:
         self.template = self._choose_template()
         self.info = ModelInfo(
             path=path,
-            name=self._meta("general.name") or path.stem,
+            name=name or self._meta("general.name") or path.stem,
             n_ctx=self._n_ctx,
             n_ctx_train=n_ctx_train,
             template_name=self.template.name,

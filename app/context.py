@@ -1,0 +1,42 @@
+"""The app's long-lived state, built once at start-up and passed to whoever needs it (no singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.data_home import DataHome
+from app.library import LibraryModel, ModelLibrary
+from app.settings import Settings
+
+
+@dataclass
+class AppContext:
+    home: DataHome
+    settings: Settings
+    library: ModelLibrary
+
+    @classmethod
+    def open(cls, home: DataHome) -> AppContext:
+        home.ensure()
+        library = ModelLibrary(home.library_db)
+        library.ensure_starter()
+        return cls(home, Settings.load(home.settings_file), library)
+
+    def close(self) -> None:
+        self.library.close()
+
+    def default_model(self) -> LibraryModel | None:
+        """The model new chats use: the one chosen in settings, else the starter, else any."""
+        if self.settings.default_model_id is not None:
+            chosen = self.library.get(self.settings.default_model_id)
+            if chosen is not None:
+                return chosen
+        models = self.library.models()
+        starters = [m for m in models if m.source == "starter"]
+        return (starters or models or [None])[0]
+
+    def library_name_of(self, path: Path) -> str | None:
+        """The library's name for a model file, if the file is in the library."""
+        resolved = path.expanduser().resolve()
+        return next((m.name for m in self.library.models() if m.path == resolved), None)

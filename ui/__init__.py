@@ -1,0 +1,1 @@
+"""Llama Desk's PySide6 interface: windows, widgets, Qt models and the workers that run `app` services."""

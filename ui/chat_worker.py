@@ -1,0 +1,129 @@
+"""The QObject that owns a chat's llama.cpp session on its own QThread.
+
+Commands arrive as queued slot calls; results leave as signals. Stopping is a
+thread-safe flag (`request_stop`) checked by the engine before every token, since
+the worker's event loop is busy while it generates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.chat_store import ChatStore
+from app.engine import ModelSession
+from app.errors import LlamaDeskError
+from app.generation import GenerationParams
+from app.reply import write_reply
+
+log = logging.getLogger("ui.worker")
+
+#: Reply text is handed to the GUI at most this often, so a fast model cannot flood its event loop.
+TEXT_BATCH_INTERVAL_S = 0.03
+
+
+class ChatWorker(QObject):
+    """Loads one model and writes replies into the chats database.
+
+    Signals:
+        model_loaded(ModelInfo): the model is ready to chat.
+        model_load_failed(str): why loading failed, for the user.
+        reply_started(int, int): conversation id and the id of the reply's message row.
+        text_received(str): new reply text, batched.
+        reply_finished(ReplyOutcome): the reply ended (complete or stopped) and is saved.
+        reply_failed(str): generation failed; the partial reply is saved as failed.
+    """
+
+    model_loaded = Signal(object)
+    model_load_failed = Signal(str)
+    reply_started = Signal(int, int)
+    text_received = Signal(str)
+    reply_finished = Signal(object)
+    reply_failed = Signal(str)
+
+    def __init__(self, chats_db: Path, n_ctx: int, n_threads: int | None) -> None:
+        super().__init__()
+        self._chats_db = chats_db
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads
+        self._session: ModelSession | None = None
+        self._store: ChatStore | None = None
+        self._cancel = threading.Event()
+        self._pending: list[str] = []
+        self._last_emit = 0.0
+
+    def request_stop(self) -> None:
+        """Stop the current reply before its next token. Safe to call from any thread."""
+        self._cancel.set()
+
+    @Slot(str, str)
+    def load_model(self, path: str, name: str) -> None:
+        """Load the model at `path`; `name` is its library name ("" for none)."""
+        self._close_session()
+        try:
+            self._session = ModelSession(
+                Path(path), name=name or None, n_ctx=self._n_ctx, n_threads=self._n_threads
+            )
+        except LlamaDeskError as exc:
+            log.warning("model load failed: %s", exc)
+            self.model_load_failed.emit(str(exc))
+            return
+        self.model_loaded.emit(self._session.info)
+
+    @Slot(int, object)
+    def generate_reply(self, conversation_id: int, params: GenerationParams) -> None:
+        if self._session is None:
+            self.reply_failed.emit("No model is loaded.")
+            return
+        if self._store is None:
+            self._store = ChatStore(self._chats_db)  # created here: connections belong to their thread
+        self._cancel.clear()
+        self._pending.clear()
+        try:
+            outcome = write_reply(
+                self._store,
+                self._session,
+                conversation_id,
+                params,
+                on_started=lambda message_id: self.reply_started.emit(conversation_id, message_id),
+                on_text=self._queue_text,
+                cancel=self._cancel,
+            )
+        except LlamaDeskError as exc:
+            self._flush_text()
+            log.warning("reply failed: %s", exc)
+            self.reply_failed.emit(str(exc))
+            return
+        self._flush_text()
+        self.reply_finished.emit(outcome)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Free the model and the database connection in this thread, then end the thread."""
+        self._close_session()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        thread = QThread.currentThread()
+        thread.quit()
+
+    def _queue_text(self, text: str) -> None:
+        self._pending.append(text)
+        now = time.monotonic()
+        if now - self._last_emit >= TEXT_BATCH_INTERVAL_S:
+            self._flush_text()
+            self._last_emit = now
+
+    def _flush_text(self) -> None:
+        if self._pending:
+            self.text_received.emit("".join(self._pending))
+            self._pending.clear()
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

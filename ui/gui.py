@@ -1,0 +1,63 @@
+"""Start the Qt application: build the app context, open a chat window, run the event loop."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import closing
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from app.chat_store import ChatStore
+from app.context import AppContext
+from app.data_home import DataHome
+from app.logs import configure_logging
+from ui.chat_window import ChatWindow
+
+log = logging.getLogger("ui")
+
+ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "llama-desk.svg"
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """A bug in a slot must not vanish: log it with its traceback, and print it for developers."""
+    log.critical("uncaught exception", exc_info=(kind, value, tb))
+    sys.__excepthook__(kind, value, tb)
+
+
+def create_application() -> QApplication:
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
+    app.setApplicationName("Llama Desk")
+    app.setOrganizationName("Llama Desk")
+    app.setDesktopFileName("llama-desk")
+    if ICON_PATH.is_file():
+        app.setWindowIcon(QIcon(str(ICON_PATH)))
+    return app
+
+
+def open_chat_window(context: AppContext, model_path: Path | None) -> ChatWindow:
+    """The window for `model_path`, or for the library's default model when None."""
+    if model_path is not None:
+        return ChatWindow(context, model_path, context.library_name_of(model_path))
+    default = context.default_model()
+    return ChatWindow(context, default.path if default else None, default.name if default else None)
+
+
+def run_gui(model_path: Path | None = None, *, verbose: bool = False) -> int:
+    home = DataHome.resolve().ensure()
+    configure_logging(home, verbose=verbose)
+    sys.excepthook = _log_uncaught
+    app = create_application()
+    context = AppContext.open(home)
+    with closing(ChatStore(home.chats_db)) as store:
+        store.recover_interrupted()  # before any window starts a reply of its own
+    window = open_chat_window(context, model_path)
+    window.show()
+    status = app.exec()
+    window.shutdown()
+    context.close()
+    return status

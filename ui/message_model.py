@@ -1,0 +1,69 @@
+"""The messages of one conversation as a Qt list model (the view virtualizes, so long chats stay cheap)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+
+from app.chat_store import ChatMessage, MessageStatus
+from app.generation import GenerationStats
+
+MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class MessageListModel(QAbstractListModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self._messages: list[ChatMessage] = []
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._messages)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or not 0 <= index.row() < len(self._messages):
+            return None
+        message = self._messages[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return message.content
+        if role == MESSAGE_ROLE:
+            return message
+        return None
+
+    def message(self, row: int) -> ChatMessage:
+        return self._messages[row]
+
+    def set_messages(self, messages: list[ChatMessage]) -> None:
+        self.beginResetModel()
+        self._messages = list(messages)
+        self.endResetModel()
+
+    def append(self, message: ChatMessage) -> None:
+        row = len(self._messages)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._messages.append(message)
+        self.endInsertRows()
+
+    def row_of(self, message_id: int) -> int | None:
+        # Replies grow at the end, so search from there.
+        for row in range(len(self._messages) - 1, -1, -1):
+            if self._messages[row].id == message_id:
+                return row
+        return None
+
+    def append_text(self, message_id: int, text: str) -> None:
+        self._update(message_id, lambda m: dataclasses.replace(m, content=m.content + text))
+
+    def finish(self, message_id: int, text: str, status: MessageStatus, stats: GenerationStats | None) -> None:
+        self._update(message_id, lambda m: dataclasses.replace(m, content=text, status=status, stats=stats))
+
+    def _update(self, message_id: int, change: Callable[[ChatMessage], ChatMessage]) -> None:
+        row = self.row_of(message_id)
+        if row is None:
+            return
+        self._messages[row] = change(self._messages[row])
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
