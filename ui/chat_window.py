@@ -212,7 +212,7 @@ class ChatWindow(QMainWindow):
         if self._conversations.rowCount() == 0:
             self._store.create_conversation()
             self._conversations.reload()
-        self._select_conversation(self._conversations.conversation_id(0))
+        self.select_conversation(self._conversations.conversation_id(0))
 
     def _load_model(self) -> None:
         if self._model_path is None:
@@ -238,8 +238,37 @@ class ChatWindow(QMainWindow):
         return self._conversation_id
 
     @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model, or None while loading or after a failure."""
+        return self._model_info
+
+    @property
     def message_model(self) -> MessageListModel:
         return self._messages
+
+    def message_model_snapshot(self) -> list[ChatMessage]:
+        """The messages shown now, in order."""
+        return [self._messages.message(row) for row in range(self._messages.rowCount())]
+
+    @property
+    def conversation_model(self) -> ConversationListModel:
+        return self._conversations
+
+    @property
+    def input_box(self) -> MessageInput:
+        return self._input
+
+    @property
+    def send_button(self) -> QPushButton:
+        return self._send_button
+
+    @property
+    def stop_button(self) -> QPushButton:
+        return self._stop_button
+
+    @property
+    def worker_thread(self) -> QThread:
+        return self._thread
 
     @property
     def generation_params(self) -> GenerationParams:
@@ -256,7 +285,7 @@ class ChatWindow(QMainWindow):
             return
         conversation = self._store.create_conversation()
         self._conversations.reload()
-        self._select_conversation(conversation.id)
+        self.select_conversation(conversation.id)
         self._input.setFocus()
 
     @Slot()
@@ -367,7 +396,7 @@ class ChatWindow(QMainWindow):
 
     # -- conversations ---------------------------------------------------------------------------
 
-    def _select_conversation(self, conversation_id: int) -> None:
+    def select_conversation(self, conversation_id: int) -> None:
         row = self._conversations.row_of(conversation_id)
         if row is None:
             return
@@ -446,7 +475,7 @@ class ChatWindow(QMainWindow):
             if self._conversations.rowCount() == 0:
                 self._store.create_conversation()
                 self._conversations.reload()
-            self._select_conversation(self._conversations.conversation_id(0))
+            self.select_conversation(self._conversations.conversation_id(0))
         else:
             self._refresh_conversation_list()
         return True
