@@ -96,7 +96,8 @@ class ChatStore:
         now = time.time()
         with self._conn:
             cur = self._conn.execute(
-                "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)", (title, now, now)
+                "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)",
+                (title, now, now),
             )
         assert cur.lastrowid is not None
         return Conversation(cur.lastrowid, title, now, now)
@@ -187,6 +188,12 @@ def _title_from(text: str) -> str:
 def _message_from_row(r: sqlite3.Row) -> ChatMessage:
     stats = None if r["stats"] is None else GenerationStats.from_json(json.loads(r["stats"]))
     return ChatMessage(
-        r["id"], r["conversation_id"], r["role"], r["content"], MessageStatus(r["status"]), r["model"], stats,
+        r["id"],
+        r["conversation_id"],
+        r["role"],
+        r["content"],
+        MessageStatus(r["status"]),
+        r["model"],
+        stats,
         r["created_at"],
     )

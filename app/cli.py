@@ -26,18 +26,28 @@ STARTER = "starter"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llama-desk", description="Chat with Llama models on your own machine.")
-    parser.add_argument("--verbose", action="store_true", help="log debug detail (and llama.cpp's) to the log file")
+    parser = argparse.ArgumentParser(
+        prog="llama-desk", description="Chat with Llama models on your own machine."
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="log debug detail (and llama.cpp's) to the log file"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     chat = commands.add_parser("chat", help="stream one reply to stdout")
-    chat.add_argument("model", metavar="MODEL", help=f"path to a .gguf file, or '{STARTER}' for the bundled model")
+    chat.add_argument(
+        "model", metavar="MODEL", help=f"path to a .gguf file, or '{STARTER}' for the bundled model"
+    )
     chat.add_argument("--prompt", required=True, help="the user message")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--max-tokens", type=_positive_int, default=512, help="longest reply (default 512)")
-    chat.add_argument("--temperature", type=float, default=0.7, help="0 picks the likeliest token (default 0.7)")
+    chat.add_argument(
+        "--temperature", type=float, default=0.7, help="0 picks the likeliest token (default 0.7)"
+    )
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable replies")
-    chat.add_argument("--ctx", type=_positive_int, default=4096, help="context length in tokens (default 4096)")
+    chat.add_argument(
+        "--ctx", type=_positive_int, default=4096, help="context length in tokens (default 4096)"
+    )
     chat.add_argument("--threads", type=_positive_int, help="CPU threads (default: physical cores)")
     chat.add_argument(
         "--json", action="store_true", help="end with a line of JSON: the text and ttft_s, tokens_per_s, ..."
@@ -74,7 +84,8 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     with ModelSession(resolve_model_argument(args.model), n_ctx=args.ctx, n_threads=args.threads) as session:
         if session.info.template_is_fallback:
             print(
-                f"llama-desk: note: the model has no chat template; using the {session.info.template_name} format",
+                "llama-desk: note: the model has no chat template; "
+                f"using the {session.info.template_name} format",
                 file=sys.stderr,
             )
         result = session.generate(turns, params, on_text=_write_stdout)

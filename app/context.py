@@ -34,7 +34,7 @@ class AppContext:
                 return chosen
         models = self.library.models()
         starters = [m for m in models if m.source == "starter"]
-        return (starters or models or [None])[0]
+        return next(iter(starters or models), None)
 
     def library_name_of(self, path: Path) -> str | None:
         """The library's name for a model file, if the file is in the library."""

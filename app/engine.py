@@ -36,7 +36,7 @@ _PIECE_BUFFER = 64
 _BATCH = 512
 
 
-@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+@llama_cpp.llama_log_callback
 def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
     """Send llama.cpp's chatter to our log file instead of the terminal."""
     _llama_log.log(_GGML_LOG_LEVELS.get(level, logging.DEBUG), "%s", text.decode("utf-8", "replace").rstrip())
@@ -91,7 +91,9 @@ class ModelSession:
         started = time.perf_counter()
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
         if not self._model:
-            raise ModelLoadError(path, "the file is damaged or uses an architecture this llama.cpp does not know")
+            raise ModelLoadError(
+                path, "the file is damaged or uses an architecture this llama.cpp does not know"
+            )
         try:
             n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
             ctx_params = llama_cpp.llama_context_default_params()
@@ -126,7 +128,11 @@ class ModelSession:
         )
         log.info(
             "loaded %s in %.2f s (n_ctx=%d, threads=%d, template: %s)",
-            path, time.perf_counter() - started, self._n_ctx, threads, self.template.name,
+            path,
+            time.perf_counter() - started,
+            self._n_ctx,
+            threads,
+            self.template.name,
         )
         if self.template.is_fallback:
             log.warning("%s has no chat template; using the %s template", path.name, self.template.name)
@@ -276,13 +282,15 @@ class ModelSession:
             self._decode((llama_cpp.llama_token * len(chunk))(*chunk), chunk)
         return keep
 
-    def _decode(self, array: ctypes.Array[ctypes.c_int], tokens: list[int]) -> None:
+    def _decode(self, array: ctypes.Array[ctypes.c_int32], tokens: list[int]) -> None:
         rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(tokens)))
         if rc != 0:
             # The cache may now hold part of the batch: forget it rather than guess.
             llama_cpp.llama_memory_clear(self._memory, True)
             self._kv_tokens.clear()
-            raise GenerationError(f"llama.cpp failed to evaluate the conversation (llama_decode returned {rc})")
+            raise GenerationError(
+                f"llama.cpp failed to evaluate the conversation (llama_decode returned {rc})"
+            )
         self._kv_tokens.extend(tokens)
 
     # -- metadata --------------------------------------------------------------------------------
@@ -299,13 +307,19 @@ class ModelSession:
         return choose_template(
             model_template,
             self._is_special_token,
-            bos_token=self.token_bytes(self._bos, special=True).decode("utf-8", "replace") if self._bos >= 0 else "",
+            bos_token=self.token_bytes(self._bos, special=True).decode("utf-8", "replace")
+            if self._bos >= 0
+            else "",
             eos_token=self.token_bytes(eos, special=True).decode("utf-8", "replace") if eos >= 0 else "",
         )
 
     def _is_special_token(self, text: str) -> bool:
         """True if the vocabulary has `text` as one special token (not just as plain text)."""
-        return len(self._tokenize(text, parse_special=True)) == 1 < len(self._tokenize(text, parse_special=False))
+        return (
+            len(self._tokenize(text, parse_special=True))
+            == 1
+            < len(self._tokenize(text, parse_special=False))
+        )
 
 
 def _build_sampler(params: GenerationParams) -> ctypes.c_void_p:
@@ -329,7 +343,12 @@ def _build_sampler(params: GenerationParams) -> ctypes.c_void_p:
 
 
 def _stats(
-    prompt: list[int], reused: int, generated: int, started: float, first_token_at: float | None, reason: StopReason
+    prompt: list[int],
+    reused: int,
+    generated: int,
+    started: float,
+    first_token_at: float | None,
+    reason: StopReason,
 ) -> GenerationStats:
     now = time.perf_counter()
     return GenerationStats(

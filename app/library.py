@@ -64,7 +64,8 @@ class ModelLibrary:
         path = path.resolve()
         with self._conn:
             cur = self._conn.execute(
-                "INSERT INTO models (name, path, source, size_bytes, license, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO models (name, path, source, size_bytes, license, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (name, str(path), source, path.stat().st_size, license, time.time()),
             )
         assert cur.lastrowid is not None

@@ -46,7 +46,9 @@ def write_reply(
     `FLUSH_INTERVAL_S`; it ends `complete`, `stopped` (cancelled) or `failed`.
     """
     turns = history_turns(store, conversation_id)
-    reply = store.add_message(conversation_id, "assistant", "", MessageStatus.STREAMING, model=session.info.name)
+    reply = store.add_message(
+        conversation_id, "assistant", "", MessageStatus.STREAMING, model=session.info.name
+    )
     on_started(reply.id)
     parts: list[str] = []
     last_flush = time.monotonic()

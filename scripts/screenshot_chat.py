@@ -12,12 +12,12 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer
 
-from app.context import AppContext  # noqa: E402
-from app.data_home import DataHome  # noqa: E402
-from app.generation import GenerationParams  # noqa: E402
-from ui.gui import create_application, open_chat_window  # noqa: E402
+from app.context import AppContext
+from app.data_home import DataHome
+from app.generation import GenerationParams
+from ui.gui import create_application, open_chat_window
 
 PROMPTS = ("Hi! Who are you?", "Write a haiku about a llama on a desk.")
 

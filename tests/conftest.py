@@ -8,15 +8,15 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from app.data_home import HOME_ENV_VAR, DataHome  # noqa: E402
-from app.engine import ModelSession  # noqa: E402
-from app.starter import starter_model_path  # noqa: E402
-from tests.gguf_files import copy_gguf_without_keys  # noqa: E402
+from app.data_home import HOME_ENV_VAR, DataHome
+from app.engine import ModelSession
+from app.starter import starter_model_path
+from tests.gguf_files import copy_gguf_without_keys
 
 
 @pytest.fixture(autouse=True)

@@ -172,7 +172,9 @@ class ChatWindow(QMainWindow):
         self._message_view.customContextMenuRequested.connect(self._on_message_menu)
 
     def _build_actions(self) -> None:
-        def action(text: str, shortcut: QKeySequence | str, slot: object, parent: QWidget) -> QAction:
+        def action(
+            text: str, shortcut: QKeySequence.StandardKey | str, slot: object, parent: QWidget
+        ) -> QAction:
             act = QAction(text, parent)
             act.setShortcut(QKeySequence(shortcut))
             act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -186,7 +188,9 @@ class ChatWindow(QMainWindow):
         self._delete_action = action(
             "Delete…", QKeySequence.StandardKey.Delete, self._delete_current, self._conversation_view
         )
-        self._copy_action = action("Copy message", QKeySequence.StandardKey.Copy, self._copy_message, self._message_view)
+        self._copy_action = action(
+            "Copy message", QKeySequence.StandardKey.Copy, self._copy_message, self._message_view
+        )
         for act in (self._new_action, self._stop_action):
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
@@ -332,8 +336,8 @@ class ChatWindow(QMainWindow):
         self._model_label.setToolTip(str(info.path))
         if info.template_is_fallback:
             self._template_label.setText(
-                f"This model file has no chat template, so Llama Desk formats the chat as {info.template_name}. "
-                "If replies look wrong, the model may expect another format."
+                "This model file has no chat template, so Llama Desk formats the chat as "
+                f"{info.template_name}. If replies look wrong, the model may expect another format."
             )
             self._template_label.show()
         else:
@@ -355,7 +359,14 @@ class ChatWindow(QMainWindow):
         if conversation_id == self._conversation_id:
             model_name = self._model_info.name if self._model_info else None
             placeholder = ChatMessage(
-                message_id, conversation_id, "assistant", "", MessageStatus.STREAMING, model_name, None, time.time()
+                message_id,
+                conversation_id,
+                "assistant",
+                "",
+                MessageStatus.STREAMING,
+                model_name,
+                None,
+                time.time(),
             )
             self._messages.append(placeholder)
         self.statusBar().showMessage("Generating…")
@@ -422,7 +433,8 @@ class ChatWindow(QMainWindow):
             live = "".join(self._streaming_text)
             messages = [
                 ChatMessage(m.id, m.conversation_id, m.role, live, m.status, m.model, m.stats, m.created_at)
-                if m.id == self._streaming_message else m
+                if m.id == self._streaming_message
+                else m
                 for m in messages
             ]
         self._stick_to_bottom = True

@@ -15,7 +15,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] != "gui" and not (args[0].startswith("--") and args[0] in ("--model", "--verbose")):
         return cli.main(args)
     parser = argparse.ArgumentParser(prog="llama-desk gui", description="Open the Llama Desk window.")
-    parser.add_argument("--model", type=Path, help="chat with this .gguf instead of the library's default model")
+    parser.add_argument(
+        "--model", type=Path, help="chat with this .gguf instead of the library's default model"
+    )
     parser.add_argument("--verbose", action="store_true", help="log debug detail to the log file")
     options = parser.parse_args(args[1:] if args and args[0] == "gui" else args)
 

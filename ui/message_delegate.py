@@ -104,7 +104,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
         message: ChatMessage = index.data(MESSAGE_ROLE)
-        rect = QRectF(option.rect)  # type: ignore[attr-defined]
+        rect = QRectF(option.rect)
         width = self._bubble_text_width()
         layout, text_height, widest = self._layout(message.content, width)
         bubble_width = min(widest, width) + 2 * PADDING
@@ -112,7 +112,7 @@ class MessageDelegate(QStyledItemDelegate):
         left = rect.right() - MARGIN - bubble_width if is_user else rect.left() + MARGIN
         bubble = QRectF(left, rect.top() + MARGIN, bubble_width, text_height + 2 * PADDING)
 
-        palette = option.palette  # type: ignore[attr-defined]
+        palette = option.palette
         dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
         if is_user:
             fill = QColor("#2f5d9e") if dark else QColor("#d7e6fb")
@@ -123,7 +123,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(fill)
         painter.drawRoundedRect(bubble, RADIUS, RADIUS)
-        if option.state & QStyle.StateFlag.State_Selected:  # type: ignore[attr-defined]
+        if option.state & QStyle.StateFlag.State_Selected:
             painter.setPen(palette.color(QPalette.ColorRole.Highlight))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(bubble, RADIUS, RADIUS)
@@ -134,12 +134,17 @@ class MessageDelegate(QStyledItemDelegate):
         caption = caption_text(message)
         painter.setFont(self._caption_font)
         incomplete = message.role == "assistant" and message.status.is_incomplete
-        caption_color = QColor("#c0392b") if incomplete and message.status != MessageStatus.STREAMING else (
-            palette.color(QPalette.ColorRole.PlaceholderText)
+        caption_color = (
+            QColor("#c0392b")
+            if incomplete and message.status != MessageStatus.STREAMING
+            else (palette.color(QPalette.ColorRole.PlaceholderText))
         )
         painter.setPen(caption_color)
         caption_rect = QRectF(
-            rect.left() + MARGIN, bubble.bottom() + CAPTION_GAP, rect.width() - 2 * MARGIN, self._caption_height()
+            rect.left() + MARGIN,
+            bubble.bottom() + CAPTION_GAP,
+            rect.width() - 2 * MARGIN,
+            self._caption_height(),
         )
         alignment = Qt.AlignmentFlag.AlignRight if is_user else Qt.AlignmentFlag.AlignLeft
         painter.drawText(caption_rect, int(alignment | Qt.AlignmentFlag.AlignVCenter), caption)

@@ -57,7 +57,9 @@ class MessageListModel(QAbstractListModel):
     def append_text(self, message_id: int, text: str) -> None:
         self._update(message_id, lambda m: dataclasses.replace(m, content=m.content + text))
 
-    def finish(self, message_id: int, text: str, status: MessageStatus, stats: GenerationStats | None) -> None:
+    def finish(
+        self, message_id: int, text: str, status: MessageStatus, stats: GenerationStats | None
+    ) -> None:
         self._update(message_id, lambda m: dataclasses.replace(m, content=text, status=status, stats=stats))
 
     def _update(self, message_id: int, change: Callable[[ChatMessage], ChatMessage]) -> None:

@@ -37,7 +37,9 @@ def test_messages_survive_reopening(data_home: DataHome, store: ChatStore) -> No
 def test_first_user_message_names_the_chat(store: ChatStore) -> None:
     conversation = store.create_conversation()
     assert conversation.title == DEFAULT_TITLE
-    store.add_message(conversation.id, "user", "  Plan a three-day\ntrip to Lisbon with kids, on a budget please  ")
+    store.add_message(
+        conversation.id, "user", "  Plan a three-day\ntrip to Lisbon with kids, on a budget please  "
+    )
     store.add_message(conversation.id, "user", "Second message")
     title = store.conversation(conversation.id).title  # type: ignore[union-attr]
     assert title.startswith("Plan a three-day trip to Lisbon")
@@ -88,8 +90,13 @@ def test_reply_is_saved_complete_with_stats(store: ChatStore, starter_session: M
     started: list[int] = []
     streamed: list[str] = []
     outcome = write_reply(
-        store, starter_session, conversation.id, GenerationParams(temperature=0.0, max_tokens=40),
-        on_started=started.append, on_text=streamed.append, cancel=threading.Event(),
+        store,
+        starter_session,
+        conversation.id,
+        GenerationParams(temperature=0.0, max_tokens=40),
+        on_started=started.append,
+        on_text=streamed.append,
+        cancel=threading.Event(),
     )
     [_, saved] = store.messages(conversation.id)
     assert started == [saved.id] == [outcome.message_id]
@@ -111,8 +118,13 @@ def test_stopped_reply_is_kept_and_marked_incomplete(store: ChatStore, starter_s
             cancel.set()
 
     outcome = write_reply(
-        store, starter_session, conversation.id, GenerationParams(temperature=0.0, max_tokens=500),
-        on_started=lambda _id: None, on_text=on_text, cancel=cancel,
+        store,
+        starter_session,
+        conversation.id,
+        GenerationParams(temperature=0.0, max_tokens=500),
+        on_started=lambda _id: None,
+        on_text=on_text,
+        cancel=cancel,
     )
     [_, saved] = store.messages(conversation.id)
     assert outcome.status is MessageStatus.STOPPED
@@ -138,8 +150,13 @@ def test_growing_reply_is_flushed_while_streaming(
             seen_in_db.append((reply_row.status, reply_row.content))
 
     write_reply(
-        store, starter_session, conversation.id, GenerationParams(temperature=0.0, max_tokens=12),
-        on_started=lambda _id: None, on_text=on_text, cancel=threading.Event(),
+        store,
+        starter_session,
+        conversation.id,
+        GenerationParams(temperature=0.0, max_tokens=12),
+        on_started=lambda _id: None,
+        on_text=on_text,
+        cancel=threading.Event(),
     )
     [(status, content)] = seen_in_db
     assert status is MessageStatus.STREAMING

@@ -8,7 +8,12 @@ from app.chat_template import choose_template
 from app.errors import ChatTemplateError
 from app.generation import ChatTurn
 
-TURNS = [ChatTurn("system", "Be kind."), ChatTurn("user", "Hi"), ChatTurn("assistant", "Hello!"), ChatTurn("user", "Bye")]
+TURNS = [
+    ChatTurn("system", "Be kind."),
+    ChatTurn("user", "Hi"),
+    ChatTurn("assistant", "Hello!"),
+    ChatTurn("user", "Bye"),
+]
 
 
 def specials(*tokens: str) -> object:
@@ -21,19 +26,28 @@ def test_llama3_markers_pick_the_llama3_format() -> None:
     )
     assert template.is_fallback and template.name == "Llama 3"
     prompt = template.render(TURNS)
-    assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe kind.<|eot_id|>")
-    assert prompt.endswith("<|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>"
-                           "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert prompt.startswith(
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe kind.<|eot_id|>"
+    )
+    assert prompt.endswith(
+        "<|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
 
 
 def test_vocabulary_without_markers_falls_back_to_llama2() -> None:
     template = choose_template(None, specials(), "<s>", "</s>")
     assert template.name == "Llama 2"
-    assert template.render(TURNS) == "<s>[INST] <<SYS>>\nBe kind.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]"
+    assert (
+        template.render(TURNS)
+        == "<s>[INST] <<SYS>>\nBe kind.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]"
+    )
 
 
 def test_models_own_template_wins() -> None:
-    template = choose_template("{{ messages[0]['content'] }}!", specials("<|im_start|>", "<|im_end|>"), "", "")
+    template = choose_template(
+        "{{ messages[0]['content'] }}!", specials("<|im_start|>", "<|im_end|>"), "", ""
+    )
     assert not template.is_fallback
     assert template.render([ChatTurn("user", "Hi")]) == "Hi!"
 

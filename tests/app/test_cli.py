@@ -23,8 +23,17 @@ def run_cli(*args: str, via_console_script: bool = False) -> subprocess.Complete
 
 
 def test_chat_starter_json_reports_text_and_stats() -> None:
-    done = run_cli("chat", "starter", "--prompt", "Say hello to the user.", "--temperature", "0",
-                   "--max-tokens", "32", "--json")
+    done = run_cli(
+        "chat",
+        "starter",
+        "--prompt",
+        "Say hello to the user.",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "32",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     report = json.loads(lines[-1])
@@ -38,12 +47,26 @@ def test_chat_starter_json_reports_text_and_stats() -> None:
 
 
 def test_chat_via_console_script_with_system_prompt_and_seed(tmp_path: Path) -> None:
-    args = ("chat", "starter", "--prompt", "Tell me a fact.", "--system", "You answer in one sentence.",
-            "--seed", "7", "--max-tokens", "16", "--json")
+    args = (
+        "chat",
+        "starter",
+        "--prompt",
+        "Tell me a fact.",
+        "--system",
+        "You answer in one sentence.",
+        "--seed",
+        "7",
+        "--max-tokens",
+        "16",
+        "--json",
+    )
     first = run_cli(*args, via_console_script=True)
     second = run_cli(*args, via_console_script=True)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout.splitlines()[-1])["text"] == json.loads(second.stdout.splitlines()[-1])["text"]
+    assert (
+        json.loads(first.stdout.splitlines()[-1])["text"]
+        == json.loads(second.stdout.splitlines()[-1])["text"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,14 +22,21 @@ def test_kill_during_reply_keeps_history_and_partial_reply(data_home: DataHome) 
     store.add_message(conversation.id, "user", "Write a long story about a lighthouse keeper.")
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.reply_until_killed", str(data_home.chats_db), str(conversation.id)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            sys.executable,
+            "-m",
+            "tests.helpers.reply_until_killed",
+            str(data_home.chats_db),
+            str(conversation.id),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert child.stdout is not None
-    pieces = 0
-    for line in child.stdout:
+    for pieces, line in enumerate(child.stdout, start=1):
         assert line.strip() != "finished", "the reply ended before the test could kill it"
-        pieces += 1
         if pieces == 8:
             child.send_signal(signal.SIGKILL)
             break

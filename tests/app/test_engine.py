@@ -44,14 +44,14 @@ def test_seeded_sampling_is_repeatable(starter_path: Path) -> None:
 
 def test_prompt_uses_the_models_own_chat_template(starter_session: ModelSession) -> None:
     assert not starter_session.info.template_is_fallback
-    prompt = starter_session.format_prompt(
-        [ChatTurn("system", "Be brief."), ChatTurn("user", "Hello there")]
-    )
+    prompt = starter_session.format_prompt([ChatTurn("system", "Be brief."), ChatTurn("user", "Hello there")])
     assert "<|im_start|>system\nBe brief.<|im_end|>" in prompt
     assert "<|im_start|>user\nHello there<|im_end|>" in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
     result = starter_session.generate([ChatTurn("user", "Hello there")], GREEDY)
-    expected_tokens = starter_session.tokenize(starter_session.format_prompt([ChatTurn("user", "Hello there")]))
+    expected_tokens = starter_session.tokenize(
+        starter_session.format_prompt([ChatTurn("user", "Hello there")])
+    )
     assert result.stats.prompt_tokens == len(expected_tokens)
 
 
@@ -96,7 +96,9 @@ def test_cancel_from_another_thread(starter_session: ModelSession) -> None:
 
     def run() -> None:
         params = GenerationParams(temperature=0.0, max_tokens=1000)
-        results.append(starter_session.generate(long_task, params, on_text=lambda _t: first_text.set(), cancel=cancel))
+        results.append(
+            starter_session.generate(long_task, params, on_text=lambda _t: first_text.set(), cancel=cancel)
+        )
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -112,14 +114,18 @@ def test_follow_up_turn_evaluates_only_the_new_tokens(starter_session: ModelSess
     first = starter_session.generate(QUESTION, GREEDY)
     follow_up = [*QUESTION, ChatTurn("assistant", first.text), ChatTurn("user", "And two more?")]
     second = starter_session.generate(follow_up, GREEDY)
-    new_text = starter_session.tokenize("<|im_end|>\n<|im_start|>user\nAnd two more?<|im_end|>\n<|im_start|>assistant\n")
+    new_text = starter_session.tokenize(
+        "<|im_end|>\n<|im_start|>user\nAnd two more?<|im_end|>\n<|im_start|>assistant\n"
+    )
     evaluated = second.stats.prompt_tokens - second.stats.reused_prompt_tokens
     # The previous prompt and reply stay cached; only the closing of the reply and the new turn are evaluated.
     assert second.stats.reused_prompt_tokens >= first.stats.prompt_tokens
     assert evaluated <= len(new_text) + 2
 
 
-def test_reused_cache_gives_the_same_reply_as_a_fresh_load(starter_session: ModelSession, starter_path: Path) -> None:
+def test_reused_cache_gives_the_same_reply_as_a_fresh_load(
+    starter_session: ModelSession, starter_path: Path
+) -> None:
     first = starter_session.generate(QUESTION, GREEDY)
     follow_up = [*QUESTION, ChatTurn("assistant", first.text), ChatTurn("user", "Now name two animals.")]
     cached = starter_session.generate(follow_up, GREEDY)
@@ -153,7 +159,7 @@ def test_missing_model_file(tmp_path: Path) -> None:
 def test_not_a_gguf_file(tmp_path: Path, content: bytes) -> None:
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(content)
-    with pytest.raises(NotAGGUFError, match="bogus.gguf"):
+    with pytest.raises(NotAGGUFError, match=r"bogus\.gguf"):
         ModelSession(bogus)
 
 

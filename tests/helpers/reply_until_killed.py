@@ -27,8 +27,13 @@ def main() -> None:
 
     with ModelSession(starter_model_path(), n_ctx=1024) as session:
         reply_module.write_reply(
-            ChatStore(db), session, conversation_id, GenerationParams(temperature=0.0, max_tokens=2000),
-            on_started=lambda _id: None, on_text=on_text, cancel=threading.Event(),
+            ChatStore(db),
+            session,
+            conversation_id,
+            GenerationParams(temperature=0.0, max_tokens=2000),
+            on_started=lambda _id: None,
+            on_text=on_text,
+            cancel=threading.Event(),
         )
     print("finished", flush=True)
 

