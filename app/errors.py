@@ -34,6 +34,45 @@ class NotAGGUFError(LlamaDeskError, ValueError):
         self.path = path
 
 
+class DamagedGGUFError(LlamaDeskError, ValueError):
+    exit_code = 4
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} is damaged: {problem}.")
+        self.path = path
+        self.problem = problem
+
+
+class ModelInUseError(LlamaDeskError, RuntimeError):
+    exit_code = 7
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name} is loaded in an open chat. Close that chat or switch its model, then delete it."
+        )
+
+
+class ModelNotInLibraryError(LlamaDeskError, LookupError):
+    exit_code = 3
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"No model {ref!r} in the library. `llama-desk models list` shows what is there.")
+
+
+class ModelAlreadyInLibraryError(LlamaDeskError, ValueError):
+    exit_code = 8
+
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__(f"{path} is already in the library as {name!r}.")
+
+
+class StarterModelRemovalError(LlamaDeskError, PermissionError):
+    exit_code = 7
+
+    def __init__(self) -> None:
+        super().__init__("The starter model is part of the installation and cannot be deleted.")
+
+
 class ModelLoadError(LlamaDeskError, RuntimeError):
     exit_code = 5
 
