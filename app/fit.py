@@ -78,16 +78,11 @@ def judge_fit(report: ModelReport, estimate: MemoryEstimate, hardware: Hardware)
     gpu = max(hardware.gpus, key=lambda d: d.memory_free, default=None)
     if gpu is not None and n_layers:
         layers = _gpu_layers(report, estimate, gpu.memory_free)
-        on_gpu = f"{layers} of {n_layers} layers fit in {gpu.description or gpu.name}'s {_gib(gpu.memory_free)} free"
+        vram = f"{gpu.description or gpu.name}'s {_gib(gpu.memory_free)} free"
         if layers >= n_layers:
-            return FitVerdict(
-                Fit.FITS,
-                estimate,
-                layers,
-                n_layers,
-                f"Needs about {_gib(estimate.total_bytes)}; "
-                f"all layers fit in {gpu.description or gpu.name}'s {_gib(gpu.memory_free)} free.",
-            )
+            explanation = f"Fits: needs about {_gib(estimate.total_bytes)}; all layers fit in {vram}."
+            return FitVerdict(Fit.FITS, estimate, layers, n_layers, explanation)
+        on_gpu = f"{layers} of {n_layers} layers fit in {vram}"
         host_share = estimate.weights_bytes * (n_layers - layers) // n_layers
         return _judge_ram(estimate, hardware, host_share + estimate.kv_cache_bytes, layers, n_layers, on_gpu)
     return _judge_ram(estimate, hardware, estimate.total_bytes, 0, n_layers, "no GPU: runs on the CPU")
@@ -116,7 +111,7 @@ def _judge_ram(
 
 
 def _gpu_layers(report: ModelReport, estimate: MemoryEstimate, vram_free: int) -> int:
-    """How many repeating layers fit in `vram_free`, with their share of the KV cache and the compute buffer."""
+    """How many repeating layers fit in `vram_free`, each with its share of the KV cache."""
     shape = report.shape
     assert shape is not None
     layer_bytes = sum(t.n_bytes for t in report.tensors if t.name.startswith("blk.")) // shape.n_layers

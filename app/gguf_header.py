@@ -156,7 +156,7 @@ class _Parser:
         self._need(n, what)
         (value,) = struct.unpack_from(fmt, self._view, self._pos)
         self._pos += n
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _u32(self, what: str) -> int:
         return int(self._scalar("<I", what))

@@ -156,7 +156,8 @@ def _shape(header: GGUFHeader, arch: str, tensors: list[TensorInfo]) -> ModelSha
         return None
     kv_value: MetadataValue | None = header.get(f"{arch}.attention.head_count_kv")
     if isinstance(kv_value, list) and kv_value:  # per-layer KV heads (some hybrid models)
-        n_head_kv = max(1, round(sum(int(v) for v in kv_value) / len(kv_value)))  # type: ignore[arg-type]
+        heads = [v for v in kv_value if isinstance(v, int)]
+        n_head_kv = max(1, round(sum(heads) / len(heads))) if heads else n_head
     elif isinstance(kv_value, int) and kv_value > 0:
         n_head_kv = kv_value
     else:
