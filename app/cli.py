@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.cli_models import add_models_commands
 from app.data_home import DataHome
 from app.errors import LlamaDeskError
 from app.generation import ChatTurn, GenerationParams
@@ -27,7 +28,9 @@ STARTER = "starter"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llama-desk", description="Chat with Llama models on your own machine."
+        prog="llama-desk",
+        description="Chat with Llama models on your own machine.",
+        epilog="Run `llama-desk` with no command to open the app.",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="log debug detail (and llama.cpp's) to the log file"
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="end with a line of JSON: the text and ttft_s, tokens_per_s, ..."
     )
     chat.set_defaults(handler=_cmd_chat)
+    add_models_commands(commands)
     return parser
 
 

@@ -19,7 +19,7 @@ class AppContext:
     @classmethod
     def open(cls, home: DataHome) -> AppContext:
         home.ensure()
-        library = ModelLibrary(home.library_db)
+        library = ModelLibrary(home.library_db, home.models_dir)
         library.ensure_starter()
         return cls(home, Settings.load(home.settings_file), library)
 

@@ -113,5 +113,14 @@ class GenerationError(LlamaDeskError, RuntimeError):
     exit_code = 5
 
 
+class OperationCancelledError(LlamaDeskError):
+    """The user cancelled a long operation; nothing half-done was kept."""
+
+    exit_code = 130
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Cancelled {what}; nothing was changed.")
+
+
 class EngineBusyError(LlamaDeskError, RuntimeError):
     """A second generation was requested on a session that is still generating (a bug in the caller)."""

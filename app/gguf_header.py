@@ -30,7 +30,7 @@ MAX_NESTING = 3
 MAX_DIMS = 4  # GGML_MAX_DIMS
 KEPT_ARRAY_LENGTH = 512  # longer arrays (vocabularies, merges) are summarised, not kept
 
-_SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 # GGUF metadata value types (gguf.GGUFValueType), with struct formats for the fixed-size ones.
 _SCALAR_FORMATS = {
@@ -112,11 +112,8 @@ def shard_paths(first: Path) -> list[Path]:
 
     Raises DamagedGGUFError naming the missing shards when some are not beside the first.
     """
-    match = _SHARD_NAME.match(first.name)
-    if match is None:
-        return [first]
-    count = int(match["count"])
-    paths = [first.with_name(f"{match['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    paths = split_model_paths(first)
+    count = len(paths)
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise DamagedGGUFError(
@@ -128,9 +125,18 @@ def shard_paths(first: Path) -> list[Path]:
     return paths
 
 
+def split_model_paths(first: Path) -> list[Path]:
+    """Where the parts of a split model named like `first` are (whether or not they exist)."""
+    match = SHARD_NAME.match(first.name)
+    if match is None:
+        return [first]
+    count = int(match["count"])
+    return [first.with_name(f"{match['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+
+
 def is_later_shard(path: Path) -> bool:
     """True for `x-00002-of-00003.gguf` and later parts: they belong to the first part's model."""
-    match = _SHARD_NAME.match(path.name)
+    match = SHARD_NAME.match(path.name)
     return match is not None and int(match["index"]) > 1
 
 
