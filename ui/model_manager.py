@@ -1,0 +1,355 @@
+"""The Model manager: every local model, what it costs, import by dialog or drag-and-drop, delete."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.context import AppContext
+from app.errors import LlamaDeskError
+from app.fit import estimate_memory, judge_fit
+from app.hardware import Hardware, probe_hardware
+from app.library import LibraryModel
+from app.model_report import ModelReport
+from app.units import format_bytes
+from ui.library_table_model import MODEL_ROLE, SORT_ROLE, LibraryTableModel
+from ui.library_worker import LibraryWorker
+from ui.model_details import ModelDetailsDialog
+
+log = logging.getLogger("ui.models")
+
+
+class ModelManagerWindow(QMainWindow):
+    """Signals:
+    chat_requested(LibraryModel): the user wants to chat with this model.
+    library_changed(): a model was added or removed.
+    import_requested(str, bool), reports_requested(list): commands to the worker thread.
+    """
+
+    chat_requested = Signal(object)
+    library_changed = Signal()
+    import_requested = Signal(str, bool)
+    reports_requested = Signal(object)
+
+    def __init__(self, context: AppContext, hardware: Hardware | None = None) -> None:
+        super().__init__()
+        self._context = context
+        self._hardware = hardware or probe_hardware()
+        self._reports: dict[int, ModelReport] = {}
+        self._pending_imports: list[tuple[Path, bool]] = []
+        self._importing = False
+        self.setWindowTitle("Models — Llama Desk")
+        self.resize(1000, 520)
+        self.setAcceptDrops(True)
+
+        self.table_model = LibraryTableModel()
+        self._proxy = QSortFilterProxyModel(self)
+        self._proxy.setSourceModel(self.table_model)
+        self._proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView()
+        self.table.setModel(self._proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table.doubleClicked.connect(lambda _index: self.show_details())
+
+        self.import_button = QPushButton("Import…")
+        self.details_button = QPushButton("Details…")
+        self.delete_button = QPushButton("Delete…")
+        self.chat_button = QPushButton("Chat with this model")
+        self.import_button.clicked.connect(self._choose_files)
+        self.details_button.clicked.connect(self.show_details)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.chat_button.clicked.connect(self._chat_with_selected)
+        buttons = QHBoxLayout()
+        for button in (self.import_button, self.details_button, self.delete_button, self.chat_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+
+        self.message_label = QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel import")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self._cancel_import)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        self.total_label = QLabel()
+        self.machine_label = QLabel(_describe_machine(self._hardware))
+        hint = QLabel("Drop .gguf files here to import them.")
+        hint.setStyleSheet("color: palette(placeholder-text);")
+        footer = QHBoxLayout()
+        footer.addWidget(self.total_label, 1)
+        footer.addWidget(hint)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(buttons)
+        layout.addWidget(self.message_label)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.machine_label)
+        layout.addLayout(footer)
+        self.setCentralWidget(central)
+
+        self._thread = QThread(self)
+        self._thread.setObjectName("library-worker")
+        self._worker = LibraryWorker(context.library)
+        self._worker.moveToThread(self._thread)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self.import_requested.connect(self._worker.import_model)
+        self.reports_requested.connect(self._worker.read_reports)
+        self._worker.report_ready.connect(self._on_report_ready)
+        self._worker.report_failed.connect(self._on_report_failed)
+        self._worker.import_progress.connect(self._on_import_progress)
+        self._worker.import_finished.connect(self._on_import_finished)
+        self._worker.import_failed.connect(self._on_import_failed)
+        self._thread.start()
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.reload()
+
+    # -- listing ---------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        models = self._context.library.models()
+        self.table_model.set_models(models)
+        library = self._context.library
+        self.total_label.setText(
+            f"{len(models)} model(s) · {format_bytes(library.total_size())} in all · "
+            f"{format_bytes(library.owned_size())} in {self._context.home.models_dir}"
+        )
+        missing = [(m.id, m.path) for m in models if m.id not in self._reports]
+        for model_id, report in self._reports.items():
+            self._show_verdict(model_id, report)
+        if missing:
+            self.reports_requested.emit(missing)
+        self._update_buttons()
+
+    def selected_model(self) -> LibraryModel | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        model: LibraryModel = self._proxy.data(rows[0], MODEL_ROLE)
+        return model
+
+    def select_model(self, model_id: int) -> None:
+        for row in range(self._proxy.rowCount()):
+            index = self._proxy.index(row, 0)
+            if self._proxy.data(index, MODEL_ROLE).id == model_id:
+                self.table.selectionModel().select(
+                    index,
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+                )
+                return
+
+    def report(self, model_id: int) -> ModelReport | None:
+        return self._reports.get(model_id)
+
+    @Slot(int, object)
+    def _on_report_ready(self, model_id: int, report: ModelReport) -> None:
+        self._reports[model_id] = report
+        self._show_verdict(model_id, report)
+
+    @Slot(int, str)
+    def _on_report_failed(self, model_id: int, message: str) -> None:
+        self.table_model.set_verdict(model_id, message)
+
+    def _show_verdict(self, model_id: int, report: ModelReport) -> None:
+        estimate = estimate_memory(report, self._context.settings.context_length)
+        self.table_model.set_verdict(model_id, judge_fit(report, estimate, self._hardware))
+
+    # -- import ----------------------------------------------------------------------------------
+
+    def _choose_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Import models", str(Path.home()), "GGUF models (*.gguf)"
+        )
+        if paths:
+            self.offer_import([Path(p) for p in paths])
+
+    def offer_import(self, paths: list[Path]) -> None:
+        """Ask whether to use the files in place or copy them, then import them one by one."""
+        box = QMessageBox(self)
+        box.setWindowTitle("Import models")
+        names = ", ".join(p.name for p in paths[:3]) + ("…" if len(paths) > 3 else "")
+        box.setText(f"Import {names}?")
+        box.setInformativeText(
+            "Use in place: the library points at the file where it is (no extra disk space).\n"
+            "Copy: the library keeps its own copy, which stays if the original moves."
+        )
+        in_place = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
+        copy = box.addButton("Copy into library", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() in (in_place, copy):
+            self.import_paths(paths, copy=box.clickedButton() is copy)
+
+    def import_paths(self, paths: list[Path], *, copy: bool) -> None:
+        self._pending_imports.extend((p, copy) for p in paths)
+        self._start_next_import()
+
+    def _start_next_import(self) -> None:
+        if self._importing or not self._pending_imports:
+            return
+        path, copy = self._pending_imports.pop(0)
+        self._importing = True
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"{'Copying' if copy else 'Checking'} {path.name}… %p%")
+        self.progress.show()
+        self.cancel_button.show()
+        self.import_requested.emit(str(path), copy)
+
+    @Slot(int, int)
+    def _on_import_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(1000 * done // total if total else 1000)
+
+    @Slot(object)
+    def _on_import_finished(self, model: LibraryModel) -> None:
+        self._end_import()
+        self.show_message(f"Imported {model.name} ({format_bytes(model.size_bytes)}).", error=False)
+        self.reload()
+        self.select_model(model.id)
+        self.library_changed.emit()
+        self._start_next_import()
+
+    @Slot(str)
+    def _on_import_failed(self, message: str) -> None:
+        self._end_import()
+        self.show_message(message)
+        self._start_next_import()
+
+    def _end_import(self) -> None:
+        self._importing = False
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _cancel_import(self) -> None:
+        self._pending_imports.clear()
+        self._worker.cancel_import()
+
+    @property
+    def is_importing(self) -> bool:
+        return self._importing or bool(self._pending_imports)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _gguf_paths(event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = _gguf_paths(event.mimeData().urls())
+        if paths:
+            event.acceptProposedAction()
+            self.offer_import(paths)
+
+    # -- actions on one model --------------------------------------------------------------------
+
+    def show_details(self) -> ModelDetailsDialog | None:
+        model = self.selected_model()
+        if model is None:
+            return None
+        report = self._reports.get(model.id)
+        if report is None:
+            self.show_message(f"{model.name}'s header has not been read yet (or could not be). Try again.")
+            return None
+        dialog = ModelDetailsDialog(report, self._hardware, self._context.settings.context_length, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def delete_selected(self) -> bool:
+        model = self.selected_model()
+        if model is None:
+            return False
+        what = "delete its file" if model.owned else "remove it from the library (the file stays where it is)"
+        answer = QMessageBox.question(
+            self,
+            "Delete model",
+            f"{model.name} ({format_bytes(model.size_bytes)}): {what}?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            freed = self._context.library.remove(model.id)
+        except LlamaDeskError as exc:
+            self.show_message(str(exc))
+            return False
+        self._reports.pop(model.id, None)
+        self.show_message(
+            f"Deleted {model.name}; freed {format_bytes(freed)}." if freed else f"Removed {model.name}.",
+            error=False,
+        )
+        self.reload()
+        self.library_changed.emit()
+        return True
+
+    def _chat_with_selected(self) -> None:
+        model = self.selected_model()
+        if model is not None:
+            self.chat_requested.emit(model)
+
+    def show_message(self, text: str, *, error: bool = True) -> None:
+        self.message_label.setStyleSheet("color: #b3261e;" if error else "color: #1e7b34;")
+        self.message_label.setText(text)
+        self.message_label.show()
+
+    def message_text(self) -> str:
+        return self.message_label.text() if self.message_label.isVisibleTo(self) else ""
+
+    def _update_buttons(self) -> None:
+        selected = self.selected_model() is not None
+        for button in (self.details_button, self.delete_button, self.chat_button):
+            button.setEnabled(selected)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """End the worker thread; closing the window only hides it, so it can be shown again."""
+        if self._thread.isRunning():
+            self._cancel_import()
+            self._thread.quit()
+            self._thread.wait()
+
+
+def _describe_machine(hardware: Hardware) -> str:
+    ram = (
+        f"This machine: {format_bytes(hardware.ram_total)} RAM ({format_bytes(hardware.ram_available)} free)"
+    )
+    gpus = [f"{g.description or g.name} with {format_bytes(g.memory_total)}" for g in hardware.gpus]
+    return (
+        f"{ram}; "
+        + ("; ".join(gpus) if gpus else "no GPU that llama.cpp can use (models run on the CPU)")
+        + "."
+    )
+
+
+def _gguf_paths(urls: list[QUrl]) -> list[Path]:
+    return [Path(url.toLocalFile()) for url in urls if url.toLocalFile().lower().endswith(".gguf")]
