@@ -245,6 +245,9 @@ class ChatWindow(QMainWindow):
             return
         self._model_label.setText("Loading…")
         self.statusBar().showMessage("Loading model…")
+        # Counted as in use from the request on, so the file cannot be deleted while it loads.
+        self._loaded_path = self._model_path.resolve()
+        self._context.library.usage.acquire(self._loaded_path)
         self.load_requested.emit(str(self._model_path), self._model_name or "")
         self._update_controls()
 
@@ -409,9 +412,9 @@ class ChatWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        if self._loaded_path is None or info.path.resolve() != self._loaded_path:
+            return  # a load the user has since replaced by another
         self._model_info = info
-        self._loaded_path = info.path
-        self._context.library.usage.acquire(info.path)
         self._model_label.setText(f"{info.backend} · {info.n_ctx:,} token context · {info.n_threads} threads")
         self._model_label.setToolTip(str(info.path))
         if info.template_is_fallback:
@@ -428,6 +431,7 @@ class ChatWindow(QMainWindow):
 
     @Slot(str)
     def _on_model_load_failed(self, message: str) -> None:
+        self._release_model()
         self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
         self.show_error(message)
