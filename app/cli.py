@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.cli_hub import add_hub_commands
 from app.cli_models import add_models_commands
 from app.data_home import DataHome
 from app.errors import LlamaDeskError
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="end with a line of JSON: the text and ttft_s, tokens_per_s, ..."
     )
     chat.set_defaults(handler=_cmd_chat)
-    add_models_commands(commands)
+    add_hub_commands(commands, add_models_commands(commands))
     return parser
 
 

@@ -20,8 +20,11 @@ from app.units import format_bytes, format_count
 EXIT_NEEDS_CONFIRMATION = 2
 
 
-def add_models_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    models = commands.add_parser("models", help="list, import, remove and inspect local models")
+def add_models_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add `models ...`; returns its sub-commands so other modules can add theirs (`pull`)."""
+    models = commands.add_parser("models", help="list, import, pull, remove and inspect local models")
     sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
     listing = sub.add_parser("list", help="every model in the library")
@@ -55,6 +58,7 @@ def add_models_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     inspecting.add_argument("--json", action="store_true", help="print JSON, with every tensor")
     inspecting.add_argument("--tensors", action="store_true", help="list every tensor")
     inspecting.set_defaults(handler=_cmd_inspect)
+    return sub
 
 
 def _open_context() -> AppContext:

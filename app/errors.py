@@ -122,5 +122,96 @@ class OperationCancelledError(LlamaDeskError):
         super().__init__(f"Cancelled {what}; nothing was changed.")
 
 
+class HubError(LlamaDeskError):
+    """Something about reaching Hugging Face; each subclass says what the user can do."""
+
+
+class HubNoTokenError(HubError, PermissionError):
+    exit_code = 10
+
+    def __init__(self, repo_id: str) -> None:
+        super().__init__(
+            f"{repo_id} is gated: Hugging Face needs to know who you are. Add an access token in "
+            "Settings (or `llama-desk token set`), then try again."
+        )
+        self.repo_id = repo_id
+
+
+class HubLicenseNotAcceptedError(HubError, PermissionError):
+    exit_code = 11
+
+    def __init__(self, repo_id: str, endpoint: str) -> None:
+        super().__init__(
+            f"Your Hugging Face account has not been given access to {repo_id}. Open "
+            f"{endpoint}/{repo_id}, accept its license there, then check again."
+        )
+        self.repo_id = repo_id
+
+
+class HubAccessPendingError(HubError, PermissionError):
+    exit_code = 11
+
+    def __init__(self, repo_id: str, endpoint: str) -> None:
+        super().__init__(
+            f"You have asked for access to {repo_id}; the authors have not approved it yet. "
+            f"{endpoint}/{repo_id} shows the status; check again later."
+        )
+        self.repo_id = repo_id
+
+
+class HubNotFoundError(HubError, LookupError):
+    exit_code = 12
+
+
+class HubOfflineError(HubError, ConnectionError):
+    exit_code = 14
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Cannot reach Hugging Face ({detail}). Check the network connection; everything already "
+            "on this computer keeps working."
+        )
+
+
+class ChecksumMismatchError(HubError, ValueError):
+    exit_code = 13
+
+    def __init__(self, filename: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{filename} arrived damaged: its sha256 is {actual[:12]}…, the Hub says {expected[:12]}…. "
+            "The file was discarded; download it again."
+        )
+
+
+class NotEnoughDiskError(LlamaDeskError, OSError):
+    exit_code = 15
+
+    def __init__(self, folder: str, needed: int, free: int) -> None:
+        super().__init__(
+            f"Not enough free disk space in {folder}: the download needs {needed / 2**30:.1f} GiB more, "
+            f"{free / 2**30:.1f} GiB are free. Free some space (or delete models), then resume."
+        )
+
+
+class DownloadStalledError(HubError, TimeoutError):
+    exit_code = 14
+
+
+class HubServerError(HubError, ConnectionError):
+    """Hugging Face answered 5xx: worth retrying."""
+
+    exit_code = 14
+
+
+class LicenseNotAcceptedError(LlamaDeskError, PermissionError):
+    exit_code = 16
+
+    def __init__(self, title: str) -> None:
+        super().__init__(
+            f"This model is under the {title}, which has not been accepted. Accept it in the app, "
+            "or pass --accept-license after reading it (`llama-desk license show ID`)."
+        )
+
+
 class EngineBusyError(LlamaDeskError, RuntimeError):
     """A second generation was requested on a session that is still generating (a bug in the caller)."""

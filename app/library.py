@@ -55,6 +55,7 @@ _V2_COLUMNS = (
     ("file_type", "TEXT"),
     ("context_length", "INTEGER"),
     ("sha256", "TEXT"),
+    ("origin", "TEXT"),  # where it was downloaded from: "repo/file@revision"
 )
 
 
@@ -74,6 +75,7 @@ class LibraryModel:
     file_type: str | None
     context_length: int | None
     sha256: str | None  # comma-separated, one per part, once computed
+    origin: str | None  # for downloads: "repo/file@revision"
 
     @property
     def paths(self) -> list[Path]:
@@ -128,6 +130,10 @@ class ModelLibrary:
         if match is None:
             raise ModelNotInLibraryError(ref)
         return match
+
+    def find_by_sha256(self, digest: str) -> LibraryModel | None:
+        """A single-file model whose recorded sha256 is `digest` (the same bytes are already here)."""
+        return next((m for m in self.models() if m.sha256 == digest), None)
 
     def total_size(self) -> int:
         """Bytes on disk of every model in the library."""
@@ -189,12 +195,13 @@ class ModelLibrary:
         owned: bool,
         sha256: str | None,
         license: str | None = None,
+        origin: str | None = None,
     ) -> LibraryModel:
         with self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO models (name, path, source, size_bytes, license, added_at, owned, shard_count,"
-                " architecture, parameters, file_type, context_length, sha256)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " architecture, parameters, file_type, context_length, sha256, origin)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name or report.name or _display_name(paths[0]),
                     str(paths[0]),
@@ -209,6 +216,7 @@ class ModelLibrary:
                     report.file_type,
                     report.context_length,
                     sha256,
+                    origin,
                 ),
             )
         assert cur.lastrowid is not None
@@ -216,6 +224,15 @@ class ModelLibrary:
         assert model is not None
         log.info("added %s (%s, %s) at %s", model.name, source, "owned" if owned else "in place", model.path)
         return model
+
+    def add_owned(
+        self, path: Path, *, source: str, origin: str, sha256: str, license_id: str | None = None
+    ) -> LibraryModel:
+        """Register a verified file that was written into the library folder (a finished download)."""
+        report = inspect_model(path)
+        return self._insert(
+            report, [path], None, source, owned=True, sha256=sha256, license=license_id, origin=origin
+        )
 
     def ensure_starter(self) -> LibraryModel | None:
         """Register the bundled starter model on first run; follow it if its package moved.
@@ -327,4 +344,5 @@ def _model_from_row(r: sqlite3.Row) -> LibraryModel:
         file_type=r["file_type"],
         context_length=r["context_length"],
         sha256=r["sha256"],
+        origin=r["origin"],
     )

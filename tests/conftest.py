@@ -1,22 +1,37 @@
-"""Shared fixtures: every test gets its own data home; inference runs the real starter model."""
+"""Shared fixtures: every test gets its own data home; inference runs the real starter model.
+
+The real `huggingface_hub` client talks to a fake Hub on 127.0.0.1, started here before
+anything imports the client (it reads HF_ENDPOINT at import). Secrets go to a real keyring
+file backend in a temporary folder, never to the data home.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
-# Read at import by Qt and huggingface_hub: set before anything imports them.
+from tests.fake_hub import FakeHub, Faults
+
+# Read at import by Qt, huggingface_hub and keyring: set before anything imports them.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ["HF_HUB_OFFLINE"] = "1"
+FAKE_HUB = FakeHub().start()
+os.environ["HF_ENDPOINT"] = FAKE_HUB.url
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("HF_TOKEN", None)
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="llama-desk-test-keyring-")
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import pytest
+import pytest  # noqa: E402
 
-from app.data_home import HOME_ENV_VAR, DataHome
-from app.engine import ModelSession
-from app.starter import starter_model_path
-from tests.gguf_files import copy_gguf_without_keys
+from app.data_home import HOME_ENV_VAR, DataHome  # noqa: E402
+from app.engine import ModelSession  # noqa: E402
+from app.starter import starter_model_path  # noqa: E402
+from tests.gguf_files import copy_gguf_without_keys  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +39,16 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataHome:
     """A fresh, empty data home per test (the app must never write anywhere else)."""
     monkeypatch.setenv(HOME_ENV_VAR, str(tmp_path / "home"))
     return DataHome.resolve().ensure()
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[FakeHub]:
+    """The fake Hub, emptied and without faults for each test."""
+    FAKE_HUB.repos.clear()
+    FAKE_HUB.faults = Faults()
+    FAKE_HUB.requests.clear()
+    FAKE_HUB.bytes_sent = 0
+    yield FAKE_HUB
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,154 @@
+"""`llama-desk models pull`, `llama-desk token` and `llama-desk license`: getting models from the Hub."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+
+from app.context import AppContext
+from app.data_home import DataHome
+from app.downloads import DownloadControl, Downloader, DownloadPaused, DownloadProgress
+from app.errors import (
+    HubAccessPendingError,
+    HubLicenseNotAcceptedError,
+    HubNoTokenError,
+    LicenseNotAcceptedError,
+    LlamaDeskError,
+)
+from app.hub import HubAccess, HubClient, choose_file
+from app.licenses import NEEDS_ACCEPTANCE, LicenseBook
+from app.secrets import TokenStore
+from app.units import format_bytes
+
+EXIT_PAUSED = 130
+
+
+def add_hub_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    models_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    pull = models_commands.add_parser("pull", help="download a GGUF from Hugging Face into the library")
+    pull.add_argument(
+        "repo", metavar="REPO", help="a Hugging Face repo id, like bartowski/Llama-3.2-1B-Instruct-GGUF"
+    )
+    which = pull.add_mutually_exclusive_group()
+    which.add_argument("--file", help="the exact file name in the repo")
+    which.add_argument("--quant", help="the quantization, like Q4_K_M (the default) or Q8_0")
+    pull.add_argument("--revision", help="a branch, tag or commit (default: main)")
+    pull.add_argument(
+        "--accept-license", action="store_true", help="accept the model's license without asking"
+    )
+    pull.set_defaults(handler=_cmd_pull)
+
+    token = commands.add_parser("token", help="the Hugging Face access token, kept in the OS keyring")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    token_set = token_sub.add_parser("set", help="store a token (read from the terminal, or stdin)")
+    token_set.set_defaults(handler=_cmd_token_set)
+    token_sub.add_parser("clear", help="forget the token").set_defaults(handler=_cmd_token_clear)
+    check = token_sub.add_parser("check", help="can this token download from REPO?")
+    check.add_argument("repo", metavar="REPO")
+    check.set_defaults(handler=_cmd_token_check)
+
+    license_cmd = commands.add_parser("license", help="show a model license")
+    license_cmd.add_argument("license_id", metavar="ID", choices=sorted(NEEDS_ACCEPTANCE))
+    license_cmd.set_defaults(handler=_cmd_license_show)
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    context = AppContext.open(DataHome.resolve())
+    hub = HubClient(TokenStore().get())
+    listing = hub.list_gguf_files(args.repo, args.revision)
+    remote = choose_file(listing, args.file, args.quant)
+    book = LicenseBook(context.home.library_db)
+    pending = book.needs_acceptance(listing.license)
+    if pending is not None:
+        if not args.accept_license:
+            if not sys.stdin.isatty():
+                raise LicenseNotAcceptedError(pending.title)
+            print(pending.text())
+            answer = input(f"\nDo you accept the {pending.title}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise LicenseNotAcceptedError(pending.title)
+        book.accept(pending)
+        print(f"Accepted the {pending.title} (version {pending.version}).", file=sys.stderr)
+    existing = context.library.find_by_sha256(remote.sha256) if remote.sha256 else None
+    if existing is not None:
+        print(f"{remote.filename} is already in the library as #{existing.id}: {existing.name}.")
+        return 0
+    if listing.gated:
+        _raise_unless_granted(hub, args.repo)
+    print(f"Downloading {remote.filename} ({format_bytes(remote.size)}) from {args.repo}…", file=sys.stderr)
+    control = DownloadControl()
+    downloader = Downloader(context.library, hub, context.home.models_dir)
+    try:
+        model = downloader.download(
+            remote, control=control, progress=_progress_line(), license_id=listing.license
+        )
+    except KeyboardInterrupt:
+        print("\nPaused: run the same command again to resume where it stopped.", file=sys.stderr)
+        return EXIT_PAUSED
+    except DownloadPaused as paused:
+        print(f"\n{paused}", file=sys.stderr)
+        return EXIT_PAUSED
+    finally:
+        _end_line()
+    digest = model.sha256[:12] if model.sha256 else "?"
+    print(f"Verified (sha256 {digest}…) and added as #{model.id}: {model.name}")
+    return 0
+
+
+def _raise_unless_granted(hub: HubClient, repo: str) -> None:
+    access = hub.check_access(repo)
+    if access is HubAccess.NO_TOKEN:
+        raise HubNoTokenError(repo)
+    if access is HubAccess.PENDING:
+        raise HubAccessPendingError(repo, hub.endpoint)
+    if access is HubAccess.NOT_ACCEPTED:
+        raise HubLicenseNotAcceptedError(repo, hub.endpoint)
+
+
+def _cmd_token_set(_args: argparse.Namespace) -> int:
+    token = getpass.getpass("Hugging Face token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    if not token.strip():
+        raise LlamaDeskError("No token given; nothing was stored.")
+    TokenStore().set(token)
+    print("Token stored in the OS keyring.")
+    return 0
+
+
+def _cmd_token_clear(_args: argparse.Namespace) -> int:
+    TokenStore().delete()
+    print("Token removed from the OS keyring.")
+    return 0
+
+
+def _cmd_token_check(args: argparse.Namespace) -> int:
+    _raise_unless_granted(HubClient(TokenStore().get()), args.repo)
+    print(f"This token can download from {args.repo}.")
+    return 0
+
+
+def _cmd_license_show(args: argparse.Namespace) -> int:
+    print(NEEDS_ACCEPTANCE[args.license_id].text())
+    return 0
+
+
+def _progress_line() -> Callable[[DownloadProgress], None]:
+    def show(p: DownloadProgress) -> None:
+        if not sys.stderr.isatty():
+            return
+        eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+        sys.stderr.write(
+            f"\r  {100 * p.done_bytes // max(p.total_bytes, 1):3d}%  {format_bytes(p.done_bytes)} of "
+            f"{format_bytes(p.total_bytes)}  {format_bytes(int(p.bytes_per_s))}/s{eta}   "
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _end_line() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
