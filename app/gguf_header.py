@@ -140,17 +140,38 @@ def is_later_shard(path: Path) -> bool:
     return match is not None and int(match["index"]) > 1
 
 
+class NeedMoreBytes(Exception):
+    """The header goes on past the bytes fetched so far (only from `read_header_prefix`)."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"the header needs at least {needed} bytes")
+        self.needed = needed
+
+
+def read_header_prefix(name: Path, prefix: bytes, file_size: int) -> GGUFHeader:
+    """Parse a header from the first bytes of a file of `file_size` bytes (a remote file's start).
+
+    Raises NeedMoreBytes when the header is longer than `prefix`; fetch more and call again.
+    """
+    if len(prefix) >= 4 and prefix[:4] != GGUF_MAGIC:
+        raise NotAGGUFError(name, "it does not start with the GGUF signature")
+    return _Parser(name, prefix, file_size).parse()
+
+
 class _Parser:
-    def __init__(self, path: Path, view: mmap.mmap, size: int) -> None:
+    def __init__(self, path: Path, view: mmap.mmap | bytes, size: int) -> None:
         self._path = path
         self._view = view
-        self._size = size
+        self._size = size  # of the whole file; `view` may hold only its start
+        self._available = len(view)
         self._pos = 0
 
     def _fail(self, problem: str) -> DamagedGGUFError:
         return DamagedGGUFError(self._path, problem)
 
     def _need(self, n: int, what: str) -> None:
+        if n >= 0 and self._pos + n <= self._size and self._pos + n > self._available:
+            raise NeedMoreBytes(self._pos + n)
         if n < 0 or self._pos + n > self._size:
             raise self._fail(
                 f"the header ends early: {what} at byte {self._pos:,} needs {n:,} bytes, "

@@ -79,7 +79,11 @@ class ModelReport:
 def inspect_model(path: Path) -> ModelReport:
     """Read the header of `path` (and of its other shards, for a split model)."""
     paths = shard_paths(path)
-    headers = [read_header(p) for p in paths]
+    return report_from_headers(paths, [read_header(p) for p in paths])
+
+
+def report_from_headers(paths: list[Path], headers: list[GGUFHeader]) -> ModelReport:
+    """A report from already-parsed headers (local files, or a remote file's start)."""
     first = headers[0]
     tensors = [t for h in headers for t in h.tensors]
     architecture = str(first.get("general.architecture", "unknown"))

@@ -80,11 +80,22 @@ def llama_tensor_shapes(shape: LlamaShape) -> dict[str, tuple[int, ...]]:
 
 
 def write_header_only_llama(
-    path: Path, shape: LlamaShape, *, name: str = "test", extra: dict[str, tuple[int, ...]] | None = None
+    path: Path,
+    shape: LlamaShape,
+    *,
+    name: str = "test",
+    extra: dict[str, tuple[int, ...]] | None = None,
+    with_vocabulary: bool = False,
 ) -> Path:
-    """A GGUF with real metadata and tensor infos whose F16 data region is a sparse hole (no disk used)."""
+    """A GGUF with real metadata and tensor infos whose F16 data region is a sparse hole (no disk used).
+
+    `with_vocabulary` adds a token list of the model's vocabulary size, which makes the header
+    as long as a real one (megabytes for Llama 3).
+    """
     writer = gguf.GGUFWriter(path, arch="llama")
     writer.add_name(name)
+    if with_vocabulary:
+        writer.add_token_list([f"token-{i:06d}" for i in range(shape.vocab)])
     writer.add_block_count(shape.layers)
     writer.add_context_length(shape.context)
     writer.add_embedding_length(shape.dim)

@@ -282,3 +282,24 @@ def _fill(path: Path) -> None:
                 f.write(b"\0" * 4096)
     except OSError:
         pass
+
+
+def test_remote_header_gives_parameters_and_memory_without_the_file(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    from app.fit import estimate_memory
+    from app.gguf_header import read_header
+    from app.remote_model import inspect_remote
+    from tests.gguf_files import LLAMA_SHAPES, write_header_only_llama
+
+    local = write_header_only_llama(tmp_path / "l3.gguf", LLAMA_SHAPES["Llama-3-8B"], with_vocabulary=True)
+    header_end = read_header(local).data_offset
+    assert header_end > 2 << 20, "a Llama 3 vocabulary makes the header longer than the first fetch"
+    with local.open("rb") as f:
+        head = f.read(header_end + 4096)
+    fake_hub.add_repo(FakeRepo(REPO, {FILE: FakeFile(head, advertised_size=local.stat().st_size)}))
+    report = inspect_remote(HubClient(), remote_file())
+    assert report.parameters == 8_030_261_248
+    assert estimate_memory(report, 8192).kv_cache_bytes == 1 << 30
+    assert fake_hub.bytes_sent < 3 * header_end, "only the header is fetched, not the 16 GB file"
+    assert len([r for r in fake_hub.requests if r.range]) >= 2
