@@ -10,15 +10,9 @@ from collections.abc import Callable
 from app.context import AppContext
 from app.data_home import DataHome
 from app.downloads import DownloadControl, Downloader, DownloadPaused, DownloadProgress
-from app.errors import (
-    HubAccessPendingError,
-    HubLicenseNotAcceptedError,
-    HubNoTokenError,
-    LicenseNotAcceptedError,
-    LlamaDeskError,
-)
-from app.hub import HubAccess, HubClient, choose_file
-from app.licenses import NEEDS_ACCEPTANCE, LicenseBook
+from app.errors import LicenseNotAcceptedError, LlamaDeskError
+from app.hub import HubClient, choose_file
+from app.licenses import NEEDS_ACCEPTANCE
 from app.secrets import TokenStore
 from app.units import format_bytes
 
@@ -61,7 +55,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     hub = HubClient(TokenStore().get())
     listing = hub.list_gguf_files(args.repo, args.revision)
     remote = choose_file(listing, args.file, args.quant)
-    book = LicenseBook(context.home.library_db)
+    book = context.licenses
     pending = book.needs_acceptance(listing.license)
     if pending is not None:
         if not args.accept_license:
@@ -78,7 +72,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         print(f"{remote.filename} is already in the library as #{existing.id}: {existing.name}.")
         return 0
     if listing.gated:
-        _raise_unless_granted(hub, args.repo)
+        hub.require_access(args.repo)
     print(f"Downloading {remote.filename} ({format_bytes(remote.size)}) from {args.repo}…", file=sys.stderr)
     control = DownloadControl()
     downloader = Downloader(context.library, hub, context.home.models_dir)
@@ -99,16 +93,6 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def _raise_unless_granted(hub: HubClient, repo: str) -> None:
-    access = hub.check_access(repo)
-    if access is HubAccess.NO_TOKEN:
-        raise HubNoTokenError(repo)
-    if access is HubAccess.PENDING:
-        raise HubAccessPendingError(repo, hub.endpoint)
-    if access is HubAccess.NOT_ACCEPTED:
-        raise HubLicenseNotAcceptedError(repo, hub.endpoint)
-
-
 def _cmd_token_set(_args: argparse.Namespace) -> int:
     token = getpass.getpass("Hugging Face token: ") if sys.stdin.isatty() else sys.stdin.readline()
     if not token.strip():
@@ -125,7 +109,7 @@ def _cmd_token_clear(_args: argparse.Namespace) -> int:
 
 
 def _cmd_token_check(args: argparse.Namespace) -> int:
-    _raise_unless_granted(HubClient(TokenStore().get()), args.repo)
+    HubClient(TokenStore().get()).require_access(args.repo)
     print(f"This token can download from {args.repo}.")
     return 0
 

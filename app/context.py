@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.data_home import DataHome
+from app.download_jobs import DownloadJobs
 from app.library import LibraryModel, ModelLibrary
+from app.licenses import LicenseBook
+from app.secrets import TokenStore
 from app.settings import Settings
 
 
@@ -15,15 +18,27 @@ class AppContext:
     home: DataHome
     settings: Settings
     library: ModelLibrary
+    jobs: DownloadJobs
+    licenses: LicenseBook
+    tokens: TokenStore
 
     @classmethod
     def open(cls, home: DataHome) -> AppContext:
         home.ensure()
         library = ModelLibrary(home.library_db, home.models_dir)
         library.ensure_starter()
-        return cls(home, Settings.load(home.settings_file), library)
+        return cls(
+            home,
+            Settings.load(home.settings_file),
+            library,
+            DownloadJobs(home.library_db),
+            LicenseBook(home.library_db),
+            TokenStore(),
+        )
 
     def close(self) -> None:
+        self.jobs.close()
+        self.licenses.close()
         self.library.close()
 
     def default_model(self) -> LibraryModel | None:

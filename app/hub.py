@@ -149,6 +149,16 @@ class HubClient:
             return HubAccess.NOT_ACCEPTED
         return HubAccess.GRANTED
 
+    def require_access(self, repo_id: str) -> None:
+        """Raise the error that says why this token cannot download from `repo_id`, if it cannot."""
+        access = self.check_access(repo_id)
+        if access is HubAccess.NO_TOKEN:
+            raise HubNoTokenError(repo_id)
+        if access is HubAccess.PENDING:
+            raise HubAccessPendingError(repo_id, self.endpoint)
+        if access is HubAccess.NOT_ACCEPTED:
+            raise HubLicenseNotAcceptedError(repo_id, self.endpoint)
+
     def search_gguf(self, query: str, limit: int = 30) -> list[str]:
         """Repo ids of GGUF models matching `query`, most downloaded first."""
         with self._mapped_errors(query):

@@ -95,6 +95,11 @@ class ModelLibrary:
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def models_dir(self) -> Path:
+        """The library's own folder: copies and downloads live here."""
+        return self._models_dir
+
     def _migrate(self) -> None:
         with self._conn:
             self._conn.executescript(_CREATE)

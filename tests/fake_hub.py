@@ -57,6 +57,7 @@ class Faults:
     statuses: list[int] = field(
         default_factory=list
     )  # each GET of file bytes pops one status to answer instead
+    chunk_delay_s: float = 0.0  # pause between 64 KiB pieces: a slow line, to watch progress
     redirect_to_cdn: bool = False
     ignore_range: bool = False
 
@@ -259,6 +260,8 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 except (BrokenPipeError, ConnectionResetError):
                     return None
                 hub.bytes_sent += len(piece)
+                if hub.faults.chunk_delay_s:
+                    time.sleep(hub.faults.chunk_delay_s)
             if cut is not None:
                 self.close_connection = True
                 self.wfile.flush()

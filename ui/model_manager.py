@@ -9,6 +9,7 @@ from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, QThre
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -18,20 +19,30 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from app.catalog import load_catalog
 from app.context import AppContext
+from app.download_jobs import JobState
 from app.errors import LlamaDeskError
 from app.fit import estimate_memory, judge_fit
 from app.hardware import Hardware, probe_hardware
+from app.hub import HubAccess, HubClient, RemoteFile
 from app.library import LibraryModel
 from app.model_report import ModelReport
 from app.units import format_bytes
+from ui.catalog_panel import CatalogPanel
+from ui.download_worker import DownloadWorker
+from ui.downloads_panel import DownloadsPanel
+from ui.hub_worker import HubWorker
 from ui.library_table_model import MODEL_ROLE, SORT_ROLE, LibraryTableModel
 from ui.library_worker import LibraryWorker
+from ui.license_dialog import LicenseDialog
 from ui.model_details import ModelDetailsDialog
+from ui.settings_dialog import SettingsDialog
 
 log = logging.getLogger("ui.models")
 
@@ -47,6 +58,8 @@ class ModelManagerWindow(QMainWindow):
     library_changed = Signal()
     import_requested = Signal(str, bool)
     reports_requested = Signal(object)
+    run_job_requested = Signal(int)
+    access_check_requested = Signal(str)
 
     def __init__(self, context: AppContext, hardware: Hardware | None = None) -> None:
         super().__init__()
@@ -108,15 +121,26 @@ class ModelManagerWindow(QMainWindow):
         footer.addWidget(self.total_label, 1)
         footer.addWidget(hint)
 
-        central = QWidget()
-        layout = QVBoxLayout(central)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.clicked.connect(self.show_settings)
+        buttons.addWidget(self.settings_button)
+
+        local = QWidget()
+        layout = QVBoxLayout(local)
         layout.addLayout(buttons)
         layout.addWidget(self.message_label)
         layout.addWidget(self.table, 1)
         layout.addLayout(progress_row)
         layout.addWidget(self.machine_label)
         layout.addLayout(footer)
-        self.setCentralWidget(central)
+        self.catalog_panel = CatalogPanel(load_catalog())
+        self.downloads_panel = DownloadsPanel()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(local, "Local models")
+        self.tabs.addTab(self.catalog_panel, "Download")
+        self.tabs.addTab(self.downloads_panel, "Downloads")
+        self.setCentralWidget(self.tabs)
+        self._settings_dialog: SettingsDialog | None = None
 
         self._thread = QThread(self)
         self._thread.setObjectName("library-worker")
@@ -131,8 +155,115 @@ class ModelManagerWindow(QMainWindow):
         self._worker.import_finished.connect(self._on_import_finished)
         self._worker.import_failed.connect(self._on_import_failed)
         self._thread.start()
+        self._start_network_workers()
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.reload()
+        for job in context.jobs.open_jobs():  # downloads interrupted by a quit: shown, ready to resume
+            self.downloads_panel.add_job(job)
+
+    def _start_network_workers(self) -> None:
+        context = self._context
+        self._hub_thread = QThread(self)
+        self._hub_thread.setObjectName("hub-worker")
+        self._hub_worker = HubWorker(context.tokens)
+        self._hub_worker.moveToThread(self._hub_thread)
+        self._hub_thread.finished.connect(self._hub_worker.deleteLater)
+        panel = self.catalog_panel
+        panel.listing_requested.connect(self._hub_worker.list_repo)
+        panel.search_requested.connect(self._hub_worker.search)
+        panel.inspect_requested.connect(self._hub_worker.inspect)
+        panel.download_requested.connect(self.request_download)
+        self.access_check_requested.connect(self._hub_worker.check_access)
+        self._hub_worker.listing_ready.connect(panel.show_listing)
+        self._hub_worker.search_ready.connect(panel.show_search_results)
+        self._hub_worker.remote_report_ready.connect(self._on_remote_report)
+        self._hub_worker.access_checked.connect(self._on_access_checked)
+        self._hub_worker.hub_failed.connect(self._on_hub_failed)
+        self._hub_thread.start()
+
+        self._download_thread = QThread(self)
+        self._download_thread.setObjectName("download-worker")
+        self.download_worker = DownloadWorker(context.library, context.jobs, context.tokens)
+        self.download_worker.moveToThread(self._download_thread)
+        self._download_thread.finished.connect(self.download_worker.deleteLater)
+        self.run_job_requested.connect(self.download_worker.run_job)
+        self.download_worker.job_progress.connect(self.downloads_panel.show_progress)
+        self.download_worker.job_state_changed.connect(self._on_job_state_changed)
+        self.download_worker.download_finished.connect(self._on_download_finished)
+        # Pause and cancel set thread-safe flags directly: a queued call would wait behind the download.
+        self.downloads_panel.pause_requested.connect(self._pause_job)
+        self.downloads_panel.resume_requested.connect(self.run_job_requested)
+        self.downloads_panel.cancel_requested.connect(self._cancel_job)
+        self._download_thread.start()
+
+    # -- downloading -----------------------------------------------------------------------------
+
+    @Slot(object, str, str)
+    def request_download(self, remote: RemoteFile, license_id: str, name: str) -> int | None:
+        """Start downloading `remote` after its license, if it has one to accept, is accepted here."""
+        pending = self._context.licenses.needs_acceptance(license_id or None)
+        if pending is not None:
+            dialog = LicenseDialog(pending, name, self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                self.catalog_panel.show_problem(f"You declined the {pending.title}: nothing was downloaded.")
+                return None
+            self._context.licenses.accept(pending)
+        existing = self._context.library.find_by_sha256(remote.sha256) if remote.sha256 else None
+        if existing is not None:
+            self.catalog_panel.show_problem(
+                f"{remote.filename} is already in the library as {existing.name}."
+            )
+            return None
+        job = self._context.jobs.add(remote, license_id or None)
+        self.downloads_panel.add_job(job)
+        self.tabs.setCurrentWidget(self.downloads_panel)
+        self.run_job_requested.emit(job.id)
+        return job.id
+
+    @Slot(int)
+    def _pause_job(self, job_id: int) -> None:
+        self.download_worker.pause(job_id)
+
+    @Slot(int)
+    def _cancel_job(self, job_id: int) -> None:
+        self.download_worker.cancel(job_id)
+
+    @Slot(int, str, str)
+    def _on_job_state_changed(self, job_id: int, state: str, message: str) -> None:
+        self.downloads_panel.show_state(job_id, JobState(state), message)
+
+    @Slot(int, object)
+    def _on_download_finished(self, _job_id: int, model: LibraryModel) -> None:
+        self.reload()
+        self.library_changed.emit()
+        self.show_message(
+            f"Downloaded and verified {model.name} ({format_bytes(model.size_bytes)}).", error=False
+        )
+
+    @Slot(object, object)
+    def _on_remote_report(self, remote: RemoteFile, report: ModelReport) -> None:
+        estimate = estimate_memory(report, self._context.settings.context_length)
+        self.catalog_panel.show_remote_report(remote, report, judge_fit(report, estimate, self._hardware))
+
+    @Slot(str)
+    def _on_hub_failed(self, message: str) -> None:
+        self.catalog_panel.show_problem(message)
+        if self._settings_dialog is not None and self._settings_dialog.isVisible():
+            self._settings_dialog.show_problem(message)
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def show_settings(self) -> SettingsDialog:
+        if self._settings_dialog is None:
+            self._settings_dialog = SettingsDialog(self._context.tokens, HubClient().endpoint, self)
+            self._settings_dialog.access_check_requested.connect(self.access_check_requested)
+        self._settings_dialog.show()
+        return self._settings_dialog
+
+    @Slot(str, object)
+    def _on_access_checked(self, repo_id: str, access: HubAccess) -> None:
+        if self._settings_dialog is not None:
+            self._settings_dialog.show_access(repo_id, access)
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -332,11 +463,16 @@ class ModelManagerWindow(QMainWindow):
     # -- shutdown --------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """End the worker thread; closing the window only hides it, so it can be shown again."""
-        if self._thread.isRunning():
-            self._cancel_import()
-            self._thread.quit()
-            self._thread.wait()
+        """End the worker threads (a running download pauses, to resume at the next start).
+
+        Closing the window only hides it, so it can be shown again.
+        """
+        self.download_worker.pause_all()
+        self._cancel_import()
+        for thread in (self._thread, self._hub_thread, self._download_thread):
+            if thread.isRunning():
+                thread.quit()
+                thread.wait()
 
 
 def _describe_machine(hardware: Hardware) -> str:

@@ -303,3 +303,28 @@ def test_remote_header_gives_parameters_and_memory_without_the_file(
     assert estimate_memory(report, 8192).kv_cache_bytes == 1 << 30
     assert fake_hub.bytes_sent < 3 * header_end, "only the header is fetched, not the 16 GB file"
     assert len([r for r in fake_hub.requests if r.range]) >= 2
+
+
+def test_jobs_survive_a_restart_and_resume(
+    fake_hub: FakeHub, repo: FakeRepo, library: ModelLibrary, data_home: DataHome, model_bytes: bytes
+) -> None:
+    from app.download_jobs import DownloadJobs, JobState
+
+    jobs = DownloadJobs(data_home.library_db)
+    job = jobs.add(remote_file(), "apache-2.0")
+    jobs.set_state(job.id, JobState.RUNNING)
+    control = DownloadControl()
+    fake_hub.faults.cut_after = [6000]
+    with pytest.raises(DownloadPaused):
+        downloader(library, data_home).download(
+            job.remote, control=control, progress=lambda _p: control.pause()
+        )
+    jobs.close()  # the app quits while the job is "running"
+
+    reopened = DownloadJobs(data_home.library_db)
+    [again] = reopened.open_jobs()
+    assert again.id == job.id and again.state is JobState.PAUSED and again.remote == job.remote
+    model = downloader(library, data_home).download(again.remote)
+    reopened.set_state(again.id, JobState.DONE, model_id=model.id)
+    assert reopened.open_jobs() == []
+    assert model.path.read_bytes() == model_bytes
