@@ -48,6 +48,7 @@ class LlamaShape:
     kv_heads: int
     ffn: int
     context: int
+    tied_embeddings: bool = False  # no separate output matrix (Llama 3.2 1B and 3B)
 
 
 LLAMA_SHAPES = {
@@ -55,6 +56,7 @@ LLAMA_SHAPES = {
     "Llama-2-13B": LlamaShape(32000, 5120, 40, 40, 40, 13824, 4096),
     "Llama-3-8B": LlamaShape(128256, 4096, 32, 32, 8, 14336, 8192),
     "Llama-3-70B": LlamaShape(128256, 8192, 80, 64, 8, 28672, 8192),
+    "Llama-3.2-1B": LlamaShape(128256, 2048, 16, 32, 8, 8192, 131072, tied_embeddings=True),
 }
 
 
@@ -75,7 +77,8 @@ def llama_tensor_shapes(shape: LlamaShape) -> dict[str, tuple[int, ...]]:
             f"blk.{i}.ffn_down.weight": (shape.dim, shape.ffn),
         }
     tensors["output_norm.weight"] = (shape.dim,)
-    tensors["output.weight"] = (shape.vocab, shape.dim)
+    if not shape.tied_embeddings:
+        tensors["output.weight"] = (shape.vocab, shape.dim)
     return tensors
 
 

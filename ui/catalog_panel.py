@@ -56,8 +56,9 @@ class CatalogPanel(QWidget):
         search_row.addWidget(self.search_button)
 
         self.repo_list = QListWidget()
+        self.repo_list.setSpacing(2)
         for model in catalog:
-            item = QListWidgetItem(f"{model.name}  ·  {format_count(model.parameters)}  ·  {model.summary}")
+            item = QListWidgetItem(f"{model.name}  ·  {format_count(model.parameters)}\n{model.summary}")
             item.setData(_REPO_ROLE, model.repo)
             item.setToolTip(model.repo)
             self.repo_list.addItem(item)
@@ -158,10 +159,7 @@ class CatalogPanel(QWidget):
 
     def show_listing(self, listing: RepoListing) -> None:
         self._listing = listing
-        curated = self._catalog.get(listing.repo_id)
-        files = [
-            f for f in listing.files if curated is None or f.quantization in curated.quants
-        ] or listing.files
+        files = listing.files
         self.files_table.setRowCount(0)
         for remote in sorted(files, key=lambda f: f.size):
             row = self.files_table.rowCount()

@@ -80,6 +80,7 @@ def pick_catalog_file(qtbot: QtBot, manager: ModelManagerWindow) -> None:
 def test_catalog_offers_the_llama_models(manager: ModelManagerWindow) -> None:
     panel = manager.catalog_panel
     names = [panel.repo_list.item(i).text().split("  ·  ")[0] for i in range(panel.repo_list.count())]
+    assert "Smallest Llama 3" in panel.repo_list.item(0).text()
     assert names == [
         "Llama 3.2 1B Instruct",
         "Llama 3.2 3B Instruct",
