@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fake_hub import FakeFile, FakeHub, FakeRepo  # noqa: E402
+from tests.fake_hub import FakeFile, FakeHub, FakeRepo
 
 HUB = FakeHub().start()
 os.environ["HF_ENDPOINT"] = HUB.url  # before huggingface_hub is imported
@@ -57,10 +57,16 @@ def main() -> int:
         with shaped.open("rb") as f:
             head = f.read(read_header(shaped).data_offset + 4096)
         small = write_small_gguf(Path(home_dir) / "small.gguf").read_bytes()
-        HUB.add_repo(FakeRepo(REPO, {
-            "Llama-3.2-1B-Instruct-f16.gguf": FakeFile(head, advertised_size=shaped.stat().st_size),
-            "Llama-3.2-1B-Instruct-Q4_K_M.gguf": FakeFile(small + b"\0" * ((24 << 20) - len(small))),
-        }, license="llama3.2"))
+        HUB.add_repo(
+            FakeRepo(
+                REPO,
+                {
+                    "Llama-3.2-1B-Instruct-f16.gguf": FakeFile(head, advertised_size=shaped.stat().st_size),
+                    "Llama-3.2-1B-Instruct-Q4_K_M.gguf": FakeFile(small + b"\0" * ((24 << 20) - len(small))),
+                },
+                license="llama3.2",
+            )
+        )
         app = create_application()
         context = AppContext.open(DataHome.resolve())
         manager = ModelManagerWindow(context)
