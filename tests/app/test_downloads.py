@@ -328,3 +328,24 @@ def test_jobs_survive_a_restart_and_resume(
     reopened.set_state(again.id, JobState.DONE, model_id=model.id)
     assert reopened.open_jobs() == []
     assert model.path.read_bytes() == model_bytes
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_cuts_at_random_offsets_still_give_the_exact_file(
+    fake_hub: FakeHub, library: ModelLibrary, data_home: DataHome, model_bytes: bytes, seed: int
+) -> None:
+    import random
+
+    rng = random.Random(seed)
+    data = model_bytes + bytes(rng.randrange(256) for _ in range(200_000))  # trailing bytes after the tensors
+    fake_hub.add_repo(FakeRepo(REPO, {FILE: FakeFile(data)}))
+    fake_hub.faults.cut_after = [rng.randrange(1, 60_000) for _ in range(3)]  # bytes sent before each drop
+    model = Downloader(
+        library,
+        HubClient(),
+        data_home.models_dir,
+        RetryPolicy(attempts=6, first_backoff_s=0.0),
+        sleep=lambda _s: None,
+    ).download(remote_file())
+    assert model.path.read_bytes() == data
+    assert fake_hub.bytes_sent == len(data), "every byte was sent once: each retry resumed from the partial"
