@@ -22,7 +22,10 @@ log = logging.getLogger("chats")
 
 DEFAULT_TITLE = "New chat"
 _TITLE_LENGTH = 48
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+# Columns added in schema 2: the chat's own system prompt, and where the model's view of the chat
+# began at its last reply (older messages no longer fit the context window).
+_V2_COLUMNS = (("system_prompt", "TEXT"), ("context_start_id", "INTEGER"))
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id INTEGER PRIMARY KEY,
@@ -62,6 +65,8 @@ class Conversation:
     title: str
     created_at: float
     updated_at: float
+    system_prompt: str | None = None
+    context_start_id: int | None = None  # first message the model saw at the last reply; None: all
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,10 @@ class ChatStore:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._conn:
             self._conn.executescript(_SCHEMA)
+            have = {row["name"] for row in self._conn.execute("PRAGMA table_info(conversations)")}
+            for column, declaration in _V2_COLUMNS:
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE conversations ADD COLUMN {column} {declaration}")
             self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -105,16 +114,29 @@ class ChatStore:
     def conversations(self) -> list[Conversation]:
         """All conversations, most recently active first."""
         rows = self._conn.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC").fetchall()
-        return [Conversation(r["id"], r["title"], r["created_at"], r["updated_at"]) for r in rows]
+        return [_conversation_from_row(r) for r in rows]
 
     def conversation(self, conversation_id: int) -> Conversation | None:
         r = self._conn.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
-        return None if r is None else Conversation(r["id"], r["title"], r["created_at"], r["updated_at"])
+        return None if r is None else _conversation_from_row(r)
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         title = title.strip() or DEFAULT_TITLE
         with self._conn:
             self._conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
+    def set_system_prompt(self, conversation_id: int, prompt: str) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE conversations SET system_prompt = ? WHERE id = ?",
+                (prompt.strip() or None, conversation_id),
+            )
+
+    def set_context_start(self, conversation_id: int, message_id: int | None) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE conversations SET context_start_id = ? WHERE id = ?", (message_id, conversation_id)
+            )
 
     def delete_conversation(self, conversation_id: int) -> None:
         with self._conn:
@@ -183,6 +205,12 @@ class ChatStore:
 def _title_from(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _conversation_from_row(r: sqlite3.Row) -> Conversation:
+    return Conversation(
+        r["id"], r["title"], r["created_at"], r["updated_at"], r["system_prompt"], r["context_start_id"]
+    )
 
 
 def _message_from_row(r: sqlite3.Row) -> ChatMessage:

@@ -156,6 +156,10 @@ class ModelSession:
     def format_prompt(self, turns: Sequence[ChatTurn]) -> str:
         return self.template.render(turns)
 
+    def count_prompt_tokens(self, turns: Sequence[ChatTurn]) -> int:
+        """How many tokens `turns` take as a prompt (for fitting a chat into the context)."""
+        return len(self.tokenize(self.format_prompt(turns)))
+
     def tokenize(self, text: str) -> list[int]:
         """Prompt tokens of `text`, with the BOS token the model expects exactly once at the start."""
         tokens = self._tokenize(text, parse_special=True)

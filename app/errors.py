@@ -96,8 +96,8 @@ class PromptTooLongError(LlamaDeskError, ValueError):
 
     def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
         super().__init__(
-            f"The conversation is {prompt_tokens} tokens long, but the model's context holds {n_ctx}. "
-            "Start a new chat, or load the model with a longer context."
+            f"The last message needs {prompt_tokens} tokens, but with room kept for the reply the model's "
+            f"context holds {n_ctx}. Shorten the message, or load the model with a longer context."
         )
         self.prompt_tokens = prompt_tokens
         self.n_ctx = n_ctx

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.chat_store import ChatStore, MessageStatus
+from app.context_window import fit_history, reply_reserve
 from app.engine import ModelSession
 from app.errors import LlamaDeskError
 from app.generation import ChatTurn, GenerationParams, GenerationStats, StopReason
@@ -23,11 +24,35 @@ class ReplyOutcome:
     text: str
     status: MessageStatus
     stats: GenerationStats
+    dropped_messages: int  # oldest messages left out because the chat outgrew the context
+    context_start_id: int | None  # the first message the model saw, when some were left out
+    n_ctx: int
+
+    @property
+    def context_used(self) -> int:
+        return self.stats.prompt_tokens + self.stats.completion_tokens
 
 
-def history_turns(store: ChatStore, conversation_id: int) -> list[ChatTurn]:
-    """The turns the model sees: every stored message with text, incomplete replies included."""
-    return [ChatTurn(m.role, m.content) for m in store.messages(conversation_id) if m.content]
+def fitted_history(
+    store: ChatStore, session: ModelSession, conversation_id: int, params: GenerationParams
+) -> tuple[list[ChatTurn], int, int | None]:
+    """The turns the model will see (system prompt + newest messages that fit), how many messages were
+    left out, and the id of the first one kept when any were. Incomplete replies count as history.
+    """
+    conversation = store.conversation(conversation_id)
+    system = (
+        ChatTurn("system", conversation.system_prompt)
+        if conversation and conversation.system_prompt
+        else None
+    )
+    messages = [m for m in store.messages(conversation_id) if m.content]
+    n_ctx = session.info.n_ctx
+    budget = n_ctx - reply_reserve(n_ctx, params.max_tokens)
+    fitted = fit_history(
+        system, [ChatTurn(m.role, m.content) for m in messages], session.count_prompt_tokens, budget
+    )
+    start_id = messages[fitted.first_kept].id if fitted.dropped else None
+    return fitted.turns, fitted.dropped, start_id
 
 
 def write_reply(
@@ -45,7 +70,8 @@ def write_reply(
     The row is created as `streaming` before the first token and flushed every
     `FLUSH_INTERVAL_S`; it ends `complete`, `stopped` (cancelled) or `failed`.
     """
-    turns = history_turns(store, conversation_id)
+    turns, dropped, context_start_id = fitted_history(store, session, conversation_id, params)
+    store.set_context_start(conversation_id, context_start_id)
     reply = store.add_message(
         conversation_id, "assistant", "", MessageStatus.STREAMING, model=session.info.name
     )
@@ -70,4 +96,13 @@ def write_reply(
     cancelled = result.stats.stop_reason is StopReason.CANCELLED
     status = MessageStatus.STOPPED if cancelled else MessageStatus.COMPLETE
     store.finish_message(reply.id, result.text, status, result.stats)
-    return ReplyOutcome(reply.id, conversation_id, result.text, status, result.stats)
+    return ReplyOutcome(
+        reply.id,
+        conversation_id,
+        result.text,
+        status,
+        result.stats,
+        dropped,
+        context_start_id,
+        session.info.n_ctx,
+    )

@@ -13,11 +13,13 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListView,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QToolButton,
@@ -100,7 +102,19 @@ class ChatWindow(QMainWindow):
 
         self._model_picker = QComboBox()
         self._model_picker.setToolTip("The model this chat window runs")
-        self._model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self._model_picker.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self._model_picker.setMinimumContentsLength(30)
+        self._system_button = QPushButton("System prompt…")
+        self._system_button.setToolTip("Instructions the model follows in this chat")
+        self._context_meter = QProgressBar()
+        self._context_meter.setMinimumWidth(190)
+        self._context_meter.setMaximumWidth(240)
+        self._context_meter.setTextVisible(True)
+        self._context_meter.setFormat("context: no reply yet")
+        self._context_meter.setValue(0)
+        self._context_meter.setToolTip("How full the model's context window is after the last reply")
         self._models_button = QPushButton("Models…")
         self._models_button.setToolTip("Open the Model manager: import, inspect and delete models")
         self._model_label = QLabel("No model")
@@ -161,6 +175,8 @@ class ChatWindow(QMainWindow):
         header = QHBoxLayout()
         header.addWidget(self._model_picker)
         header.addWidget(self._model_label, 1)
+        header.addWidget(self._context_meter)
+        header.addWidget(self._system_button)
         header.addWidget(self._models_button)
         chat_layout.addLayout(header)
         chat_layout.addWidget(self._template_label)
@@ -178,6 +194,7 @@ class ChatWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self._stats_label)
 
         self._models_button.clicked.connect(self.show_model_manager)
+        self._system_button.clicked.connect(self.edit_system_prompt)
         self._model_picker.activated.connect(self._on_model_picked)
         self._new_chat_button.clicked.connect(self.new_conversation)
         self._send_button.clicked.connect(self.send_message)
@@ -342,6 +359,38 @@ class ChatWindow(QMainWindow):
             self._worker.request_stop()
             self.statusBar().showMessage("Stopping…")
 
+    @Slot()
+    def edit_system_prompt(self) -> None:
+        if self._conversation_id is None:
+            return
+        conversation = self._store.conversation(self._conversation_id)
+        text, accepted = QInputDialog.getMultiLineText(
+            self,
+            "System prompt",
+            "Instructions the model follows in this chat (kept even when old messages no longer fit):",
+            (conversation.system_prompt if conversation else None) or "",
+        )
+        if accepted:
+            self._store.set_system_prompt(self._conversation_id, text)
+
+    def _show_context_use(self, used: int, n_ctx: int) -> None:
+        self._context_meter.setRange(0, n_ctx)
+        self._context_meter.setValue(min(used, n_ctx))
+        self._context_meter.setFormat(f"context {used:,} / {n_ctx:,} tokens")
+        dropped = self._messages.dropped_count
+        self._context_meter.setToolTip(
+            f"{used:,} of {n_ctx:,} tokens used after the last reply."
+            + (f" {dropped} earlier message(s) no longer fit and were left out." if dropped else "")
+        )
+
+    @property
+    def context_meter(self) -> QProgressBar:
+        return self._context_meter
+
+    @property
+    def message_view(self) -> QListView:
+        return self._message_view
+
     def show_error(self, text: str) -> None:
         self._error_label.setText(text)
         self._error_banner.show()
@@ -415,8 +464,8 @@ class ChatWindow(QMainWindow):
         if self._loaded_path is None or info.path.resolve() != self._loaded_path:
             return  # a load the user has since replaced by another
         self._model_info = info
-        self._model_label.setText(f"{info.backend} · {info.n_ctx:,} token context · {info.n_threads} threads")
-        self._model_label.setToolTip(str(info.path))
+        self._model_label.setText(f"{info.backend} · {info.n_ctx:,} tokens")
+        self._model_label.setToolTip(f"{info.path}\n{info.n_threads} threads")
         if info.template_is_fallback:
             self._template_label.setText(
                 "This model file has no chat template, so Llama Desk formats the chat as "
@@ -464,6 +513,9 @@ class ChatWindow(QMainWindow):
     @Slot(object)
     def _on_reply_finished(self, outcome: ReplyOutcome) -> None:
         self._messages.finish(outcome.message_id, outcome.text, outcome.status, outcome.stats)
+        if outcome.conversation_id == self._conversation_id:
+            self._messages.set_context_start(outcome.context_start_id)
+            self._show_context_use(outcome.context_used, outcome.n_ctx)
         stats = outcome.stats
         self._stats_label.setText(
             f"{stats.ttft_s:.2f} s to first token · {stats.tokens_per_s:.1f} tok/s · "
@@ -522,9 +574,17 @@ class ChatWindow(QMainWindow):
                 for m in messages
             ]
         self._stick_to_bottom = True
-        self._messages.set_messages(messages)
-        self._message_view.scrollToBottom()
         conversation = self._store.conversation(conversation_id)
+        self._messages.set_messages(messages, conversation.context_start_id if conversation else None)
+        self._message_view.scrollToBottom()
+        last_stats = next((m.stats for m in reversed(messages) if m.stats is not None), None)
+        if last_stats is not None and self._model_info is not None:
+            self._show_context_use(
+                last_stats.prompt_tokens + last_stats.completion_tokens, self._model_info.n_ctx
+            )
+        else:
+            self._context_meter.setValue(0)
+            self._context_meter.setFormat("context: no reply yet")
         self.setWindowTitle(f"{conversation.title} — Llama Desk" if conversation else "Llama Desk")
         self._update_controls()
 

@@ -7,11 +7,11 @@ cached per message, width and length, so scrolling a long chat does not re-measu
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPalette, QTextLayout, QTextOption
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPalette, QPen, QTextLayout, QTextOption
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.chat_store import ChatMessage, MessageStatus
-from ui.message_model import MESSAGE_ROLE
+from ui.message_model import DROPPED_BEFORE_ROLE, MESSAGE_ROLE
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -20,6 +20,7 @@ PADDING = 10  # inside each bubble
 CAPTION_GAP = 3
 BUBBLE_WIDTH = 0.78  # of the view's width
 RADIUS = 10.0
+MARKER_HEIGHT = 28  # the "earlier messages are outside the context" divider
 
 _STATUS_NOTES = {
     MessageStatus.STREAMING: "generating…",
@@ -51,7 +52,7 @@ class MessageDelegate(QStyledItemDelegate):
         self._view = view
         self._caption_font = QFont(view.font())
         self._caption_font.setPointSizeF(max(view.font().pointSizeF() * 0.85, 7.0))
-        self._heights: dict[tuple[int, int], float] = {}  # (message id, text length) -> height
+        self._heights: dict[tuple[int, int], float] = {}  # (message id, text length) -> text height
         self._heights_width = 0.0
         view.model().dataChanged.connect(self._on_data_changed)  # a growing reply changes its height
 
@@ -98,6 +99,8 @@ class MessageDelegate(QStyledItemDelegate):
             _, height, _ = self._layout(message.content, width)
             self._heights[key] = height
         total = MARGIN + 2 * PADDING + height + CAPTION_GAP + self._caption_height() + MARGIN / 2
+        if index.data(DROPPED_BEFORE_ROLE):
+            total += MARKER_HEIGHT
         return QSize(self._view.viewport().width(), int(total + 0.5))
 
     # -- painting --------------------------------------------------------------------------------
@@ -105,6 +108,12 @@ class MessageDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
         message: ChatMessage = index.data(MESSAGE_ROLE)
         rect = QRectF(option.rect)
+        dropped = index.data(DROPPED_BEFORE_ROLE)
+        if dropped:
+            self._paint_marker(
+                painter, QRectF(rect.left(), rect.top(), rect.width(), MARKER_HEIGHT), dropped, option
+            )
+            rect.setTop(rect.top() + MARKER_HEIGHT)
         width = self._bubble_text_width()
         layout, text_height, widest = self._layout(message.content, width)
         bubble_width = min(widest, width) + 2 * PADDING
@@ -149,3 +158,29 @@ class MessageDelegate(QStyledItemDelegate):
         alignment = Qt.AlignmentFlag.AlignRight if is_user else Qt.AlignmentFlag.AlignLeft
         painter.drawText(caption_rect, int(alignment | Qt.AlignmentFlag.AlignVCenter), caption)
         painter.restore()
+
+    def _paint_marker(
+        self, painter: QPainter, rect: QRectF, dropped: int, option: QStyleOptionViewItem
+    ) -> None:
+        """A dashed divider: the messages above it no longer fit the model's context window."""
+        painter.save()
+        color = QColor("#a15c00")
+        painter.setPen(QPen(color, 1, Qt.PenStyle.DashLine))
+        middle = rect.center().y()
+        painter.drawLine(QPointF(rect.left() + MARGIN, middle), QPointF(rect.right() - MARGIN, middle))
+        text = marker_text(dropped)
+        painter.setFont(self._caption_font)
+        metrics = QFontMetricsF(self._caption_font)
+        label = QRectF(0, 0, metrics.horizontalAdvance(text) + 16, metrics.height() + 4)
+        label.moveCenter(rect.center())
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(option.palette.color(QPalette.ColorRole.Base))
+        painter.drawRect(label)
+        painter.setPen(color)
+        painter.drawText(label, int(Qt.AlignmentFlag.AlignCenter), text)
+        painter.restore()
+
+
+def marker_text(dropped: int) -> str:
+    earlier = "1 earlier message is" if dropped == 1 else f"{dropped} earlier messages are"
+    return f"{earlier} beyond the model's context window and not used for replies"

@@ -11,6 +11,8 @@ from app.chat_store import ChatMessage, MessageStatus
 from app.generation import GenerationStats
 
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
+#: How many earlier messages the model did not see, on the first message it did see (else 0).
+DROPPED_BEFORE_ROLE = Qt.ItemDataRole.UserRole + 2
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -19,6 +21,7 @@ class MessageListModel(QAbstractListModel):
     def __init__(self) -> None:
         super().__init__()
         self._messages: list[ChatMessage] = []
+        self._context_start_id: int | None = None
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._messages)
@@ -31,15 +34,33 @@ class MessageListModel(QAbstractListModel):
             return message.content
         if role == MESSAGE_ROLE:
             return message
+        if role == DROPPED_BEFORE_ROLE:
+            return index.row() if message.id == self._context_start_id else 0
         return None
 
     def message(self, row: int) -> ChatMessage:
         return self._messages[row]
 
-    def set_messages(self, messages: list[ChatMessage]) -> None:
+    def set_messages(self, messages: list[ChatMessage], context_start_id: int | None = None) -> None:
         self.beginResetModel()
         self._messages = list(messages)
+        self._context_start_id = context_start_id
         self.endResetModel()
+
+    def set_context_start(self, message_id: int | None) -> None:
+        """Mark where the model's view of the chat begins (None: it sees everything)."""
+        changed = [self._context_start_id, message_id]
+        self._context_start_id = message_id
+        for changed_id in changed:
+            row = self.row_of(changed_id) if changed_id is not None else None
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
+
+    @property
+    def dropped_count(self) -> int:
+        row = self.row_of(self._context_start_id) if self._context_start_id is not None else None
+        return row or 0
 
     def append(self, message: ChatMessage) -> None:
         row = len(self._messages)

@@ -144,7 +144,7 @@ def test_max_tokens_ends_the_reply(starter_session: ModelSession) -> None:
 
 def test_too_long_conversation_is_a_clear_error(starter_session: ModelSession) -> None:
     essay = "word " * 5000
-    with pytest.raises(PromptTooLongError, match="context holds 2048"):
+    with pytest.raises(PromptTooLongError, match="context holds 2048"):  # the engine's own guard
         starter_session.generate([ChatTurn("user", essay)], GREEDY)
     # The session stays usable afterwards.
     assert starter_session.generate(QUESTION, GREEDY).text
