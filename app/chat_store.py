@@ -22,7 +22,7 @@ log = logging.getLogger("chats")
 
 DEFAULT_TITLE = "New chat"
 _TITLE_LENGTH = 48
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 # Columns added in schema 2: the chat's own system prompt, and where the model's view of the chat
 # began at its last reply (older messages no longer fit the context window).
 _V2_COLUMNS = (("system_prompt", "TEXT"), ("context_start_id", "INTEGER"))
@@ -45,6 +45,23 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
 """
+# Schema 3: full-text search over every message, kept in step with `messages` by triggers.
+_FTS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+    content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+"""
+_SNIPPET_TOKENS = 12
 
 
 class MessageStatus(StrEnum):
@@ -70,6 +87,15 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class SearchHit:
+    conversation_id: int
+    conversation_title: str
+    message_id: int
+    role: str
+    snippet: str  # the matching words between [ and ]
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     id: int
     conversation_id: int
@@ -90,6 +116,10 @@ class ChatStore:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._conn:
             self._conn.executescript(_SCHEMA)
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            self._conn.executescript(_FTS)
+            if version < 3:  # index the messages written before search existed
+                self._conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
             have = {row["name"] for row in self._conn.execute("PRAGMA table_info(conversations)")}
             for column, declaration in _V2_COLUMNS:
                 if column not in have:
@@ -101,8 +131,10 @@ class ChatStore:
 
     # -- conversations ---------------------------------------------------------------------------
 
-    def create_conversation(self, title: str = DEFAULT_TITLE) -> Conversation:
-        now = time.time()
+    def create_conversation(
+        self, title: str = DEFAULT_TITLE, created_at: float | None = None
+    ) -> Conversation:
+        now = time.time() if created_at is None else created_at
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)",
@@ -157,9 +189,13 @@ class ChatStore:
         content: str,
         status: MessageStatus = MessageStatus.COMPLETE,
         model: str | None = None,
+        created_at: float | None = None,
     ) -> ChatMessage:
-        """Append a message; the first user message also names a conversation still called "New chat"."""
-        now = time.time()
+        """Append a message; the first user message also names a conversation still called "New chat".
+
+        `created_at` is for imports, which keep the original times; new messages get the current time.
+        """
+        now = time.time() if created_at is None else created_at
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, status, model, created_at)"
@@ -190,6 +226,21 @@ class ChatStore:
                 (content, str(status), stats_json, message_id),
             )
 
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        """Messages of every chat matching all words of `text` (the last one as a prefix), best first."""
+        query = fts_query(text)
+        if not query:
+            return []
+        rows = self._conn.execute(
+            "SELECT m.id, m.role, m.conversation_id, c.title,"
+            f" snippet(messages_fts, 0, '[', ']', '…', {_SNIPPET_TOKENS}) AS snippet"
+            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+            (query, limit),
+        ).fetchall()
+        return [SearchHit(r["conversation_id"], r["title"], r["id"], r["role"], r["snippet"]) for r in rows]
+
     def recover_interrupted(self) -> int:
         """Mark replies left `streaming` by a process that died; returns how many."""
         with self._conn:
@@ -200,6 +251,14 @@ class ChatStore:
         if cur.rowcount:
             log.warning("marked %d reply(ies) interrupted by an earlier exit as incomplete", cur.rowcount)
         return cur.rowcount
+
+
+def fts_query(text: str) -> str:
+    """User text as an FTS5 query: every word quoted (so no character is syntax), the last a prefix."""
+    words = [w.replace('"', '""') for w in text.split()]
+    if not words:
+        return ""
+    return " ".join(f'"{w}"' for w in words[:-1]) + (" " if len(words) > 1 else "") + f'"{words[-1]}"*'
 
 
 def _title_from(text: str) -> str:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.cli_chats import add_chats_commands
 from app.cli_hub import add_hub_commands
 from app.cli_models import add_models_commands
 from app.data_home import DataHome
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.set_defaults(handler=_cmd_chat)
     add_hub_commands(commands, add_models_commands(commands))
+    add_chats_commands(commands)
     return parser
 
 

@@ -213,5 +213,11 @@ class LicenseNotAcceptedError(LlamaDeskError, PermissionError):
         )
 
 
+class ChatImportError(LlamaDeskError, ValueError):
+    """A file offered as a conversation export is not one, or is damaged."""
+
+    exit_code = 4
+
+
 class EngineBusyError(LlamaDeskError, RuntimeError):
     """A second generation was requested on a session that is still generating (a bug in the caller)."""
