@@ -6,16 +6,20 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QListView,
+    QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -27,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat_export import to_json, to_markdown
 from app.chat_store import ChatMessage, ChatStore, MessageStatus
 from app.context import AppContext
 from app.engine import ModelInfo
@@ -94,10 +99,21 @@ class ChatWindow(QMainWindow):
             QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
         )
         self._conversation_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self._search_edit = QLineEdit()
+        self._search_edit.setPlaceholderText("Search all chats…")
+        self._search_edit.setClearButtonEnabled(True)
+        self._search_results = QListWidget()
+        self._search_results.setWordWrap(True)
+        self._search_results.hide()
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
         sidebar = QWidget()
         sidebar_layout = QVBoxLayout(sidebar)
         sidebar_layout.setContentsMargins(8, 8, 0, 8)
         sidebar_layout.addWidget(self._new_chat_button)
+        sidebar_layout.addWidget(self._search_edit)
+        sidebar_layout.addWidget(self._search_results)
         sidebar_layout.addWidget(self._conversation_view)
 
         self._model_picker = QComboBox()
@@ -193,6 +209,10 @@ class ChatWindow(QMainWindow):
         self._stats_label = QLabel()
         self.statusBar().addPermanentWidget(self._stats_label)
 
+        self._search_edit.textChanged.connect(lambda _text: self._search_timer.start())
+        self._search_timer.timeout.connect(self.run_search)
+        self._search_results.itemActivated.connect(self._open_search_hit)
+        self._search_results.itemClicked.connect(self._open_search_hit)
         self._models_button.clicked.connect(self.show_model_manager)
         self._system_button.clicked.connect(self.edit_system_prompt)
         self._model_picker.activated.connect(self._on_model_picked)
@@ -222,6 +242,12 @@ class ChatWindow(QMainWindow):
         self._delete_action = action(
             "Delete…", QKeySequence.StandardKey.Delete, self._delete_current, self._conversation_view
         )
+        self._export_md_action = action("Export as Markdown…", "", lambda: self._export("md"), self)
+        self._export_json_action = action("Export as JSON…", "", lambda: self._export("json"), self)
+        self._find_action = action(
+            "Search all chats", QKeySequence.StandardKey.Find, lambda: self._search_edit.setFocus(), self
+        )
+        self._find_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self._copy_action = action(
             "Copy message", QKeySequence.StandardKey.Copy, self._copy_message, self._message_view
         )
@@ -358,6 +384,73 @@ class ChatWindow(QMainWindow):
         if self.is_generating:
             self._worker.request_stop()
             self.statusBar().showMessage("Stopping…")
+
+    # -- search and export -----------------------------------------------------------------------
+
+    @Slot()
+    def run_search(self) -> None:
+        text = self._search_edit.text().strip()
+        self._search_results.clear()
+        if not text:
+            self._search_results.hide()
+            self._conversation_view.show()
+            return
+        hits = self._store.search(text)
+        for hit in hits:
+            who = "You" if hit.role == "user" else "Reply"
+            item = QListWidgetItem(f"{hit.conversation_title}\n{who}: {hit.snippet}")
+            item.setData(Qt.ItemDataRole.UserRole, (hit.conversation_id, hit.message_id))
+            self._search_results.addItem(item)
+        if not hits:
+            self._search_results.addItem(QListWidgetItem(f"No message matches “{text}”."))
+        self._conversation_view.hide()
+        self._search_results.show()
+
+    @property
+    def search_results(self) -> QListWidget:
+        return self._search_results
+
+    @property
+    def search_edit(self) -> QLineEdit:
+        return self._search_edit
+
+    @Slot(QListWidgetItem)
+    def _open_search_hit(self, item: QListWidgetItem) -> None:
+        target = item.data(Qt.ItemDataRole.UserRole)
+        if not target:
+            return
+        conversation_id, message_id = target
+        self._search_edit.clear()  # back to the list of chats
+        self.run_search()
+        self.select_conversation(conversation_id)
+        row = self._messages.row_of(message_id)
+        if row is not None:
+            self._stick_to_bottom = False
+            index = self._messages.index(row)
+            self._message_view.setCurrentIndex(index)
+            self._message_view.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def _export(self, kind: str) -> None:
+        conversation_id = self._current_sidebar_id() or self._conversation_id
+        conversation = self._store.conversation(conversation_id) if conversation_id else None
+        if conversation is None:
+            return
+        suffix, label = (".md", "Markdown (*.md)") if kind == "md" else (".json", "JSON (*.json)")
+        safe_title = "".join(c if c.isalnum() or c in " -_" else "_" for c in conversation.title).strip()
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export chat", str(Path.home() / f"{safe_title or 'chat'}{suffix}"), label
+        )
+        if not path:
+            return
+        render = to_json if kind == "json" else to_markdown
+        try:
+            Path(path).write_text(
+                render(conversation, self._store.messages(conversation.id)), encoding="utf-8"
+            )
+        except OSError as exc:
+            self.show_error(f"Could not write {path}: {exc.strerror or exc}")
+            return
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
 
     @Slot()
     def edit_system_prompt(self) -> None:
@@ -659,6 +752,9 @@ class ChatWindow(QMainWindow):
         menu = QMenu(self)
         menu.addAction(self._rename_action)
         menu.addAction(self._delete_action)
+        menu.addSeparator()
+        menu.addAction(self._export_md_action)
+        menu.addAction(self._export_json_action)
         menu.exec(self._conversation_view.viewport().mapToGlobal(pos))
 
     @Slot(QPoint)
