@@ -114,6 +114,7 @@ class ModelSession:
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self._bos = llama_cpp.llama_vocab_bos(self._vocab)
         self._kv_tokens: list[int] = []  # tokens whose keys/values are in the cache, in order
+        self._pieces: dict[int, bytes] = {}  # token -> its text bytes, filled as tokens are generated
         self._busy = threading.Lock()
         self.template = self._choose_template()
         self.info = ModelInfo(
@@ -246,7 +247,10 @@ class ModelSession:
                 n_generated += 1
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
-                text = decoder.decode(self.token_bytes(token))
+                piece = self._pieces.get(token)
+                if piece is None:
+                    piece = self._pieces[token] = self.token_bytes(token)
+                text = decoder.decode(piece)
                 if text:
                     pieces.append(text)
                     if on_text is not None:

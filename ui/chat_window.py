@@ -163,6 +163,9 @@ class ChatWindow(QMainWindow):
         self._message_view.setItemDelegate(MessageDelegate(self._message_view))
         self._message_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self._message_view.setResizeMode(QListView.ResizeMode.Adjust)
+        # Long chats are laid out in batches, so the first screenful paints before the rest is measured.
+        self._message_view.setLayoutMode(QListView.LayoutMode.Batched)
+        self._message_view.setBatchSize(100)
         self._message_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._message_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self._message_view.setFrameShape(QFrame.Shape.NoFrame)

@@ -23,7 +23,7 @@ from app.reply import write_reply
 log = logging.getLogger("ui.worker")
 
 #: Reply text is handed to the GUI at most this often, so a fast model cannot flood its event loop.
-TEXT_BATCH_INTERVAL_S = 0.03
+TEXT_BATCH_INTERVAL_S = 0.05
 
 
 class ChatWorker(QObject):

@@ -53,6 +53,8 @@ class MessageDelegate(QStyledItemDelegate):
         self._caption_font = QFont(view.font())
         self._caption_font.setPointSizeF(max(view.font().pointSizeF() * 0.85, 7.0))
         self._heights: dict[tuple[int, int], float] = {}  # (message id, text length) -> text height
+        # The last layout made, reused by paint() right after sizeHint() measured the same text.
+        self._last_layout: tuple[tuple[int, int, float], tuple[QTextLayout, float, float]] | None = None
         self._heights_width = 0.0
         view.model().dataChanged.connect(self._on_data_changed)  # a growing reply changes its height
 
@@ -63,6 +65,14 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _bubble_text_width(self) -> float:
         return max(self._view.viewport().width() * BUBBLE_WIDTH - 2 * PADDING, 40.0)
+
+    def _layout_for(self, message: ChatMessage, width: float) -> tuple[QTextLayout, float, float]:
+        key = (message.id, len(message.content), width)
+        if self._last_layout is not None and self._last_layout[0] == key:
+            return self._last_layout[1]
+        result = self._layout(message.content, width)
+        self._last_layout = (key, result)
+        return result
 
     def _layout(self, text: str, width: float) -> tuple[QTextLayout, float, float]:
         """Lay out `text` wrapped at `width`; returns the layout, its height and its widest line."""
@@ -96,7 +106,7 @@ class MessageDelegate(QStyledItemDelegate):
         key = (message.id, len(message.content))
         height = self._heights.get(key)
         if height is None:
-            _, height, _ = self._layout(message.content, width)
+            _, height, _ = self._layout_for(message, width)
             self._heights[key] = height
         total = MARGIN + 2 * PADDING + height + CAPTION_GAP + self._caption_height() + MARGIN / 2
         if index.data(DROPPED_BEFORE_ROLE):
@@ -115,7 +125,7 @@ class MessageDelegate(QStyledItemDelegate):
             )
             rect.setTop(rect.top() + MARKER_HEIGHT)
         width = self._bubble_text_width()
-        layout, text_height, widest = self._layout(message.content, width)
+        layout, text_height, widest = self._layout_for(message, width)
         bubble_width = min(widest, width) + 2 * PADDING
         is_user = message.role == "user"
         left = rect.right() - MARGIN - bubble_width if is_user else rect.left() + MARGIN

@@ -1,0 +1,241 @@
+"""Chat benchmarks on the starter model: the figures behind issue #6's targets.
+
+    python -m bench.chat [--runs 3] [--json out.json]
+
+1. streaming overhead: decode tokens/s through the app's full path (engine -> worker thread ->
+   signals -> view, offscreen) against raw llama.cpp (llama_decode + greedy sampler loop), same
+   model, threads, prompt and context, runs alternating;
+2. turn latency: time to first token of turns 1, 10 and 30 of one conversation;
+3. UI responsiveness: main-thread gaps between 1 ms timer ticks while streaming into a
+   1,000-message conversation (p99 and max);
+4. opening a 5,000-message conversation: time to the first paint of the message view;
+5. cold start: process start to the chat window shown (the model loads in the background).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
+N_CTX = 4096
+DECODE_TOKENS = 128
+
+
+def raw_decode_tok_s(model_path: Path, prompt_tokens: list[int], threads: int) -> float:
+    """llama.cpp's own speed: the low-level decode loop with a greedy C sampler, timed after the prompt."""
+    import llama_cpp
+
+    mparams = llama_cpp.llama_model_default_params()
+    model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = N_CTX, 512, 512
+    cparams.n_threads = cparams.n_threads_batch = threads
+    ctx = llama_cpp.llama_init_from_model(model, cparams)
+    sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(sampler, llama_cpp.llama_sampler_init_greedy())
+    tokens = (llama_cpp.llama_token * len(prompt_tokens))(*prompt_tokens)
+    llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(tokens, len(prompt_tokens)))
+    one = (llama_cpp.llama_token * 1)()
+    started = time.perf_counter()
+    for _ in range(DECODE_TOKENS):
+        one[0] = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
+        llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
+    elapsed = time.perf_counter() - started
+    llama_cpp.llama_sampler_free(sampler)
+    llama_cpp.llama_free(ctx)
+    llama_cpp.llama_model_free(model)
+    return DECODE_TOKENS / elapsed
+
+
+def wait_until(app: object, condition: object, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        app.processEvents()  # type: ignore[attr-defined]
+        time.sleep(0.001)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    home = tempfile.mkdtemp(prefix="llama-desk-bench-")
+    os.environ["LLAMA_DESK_HOME"] = home
+
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    from app.chat_store import ChatStore, MessageStatus
+    from app.context import AppContext
+    from app.data_home import DataHome
+    from app.engine import ModelSession, default_thread_count
+    from app.generation import ChatTurn, GenerationParams
+    from app.reply import write_reply
+    from app.starter import starter_model_path
+    from ui.gui import create_application, open_chat_window
+
+    figures: dict[str, object] = {}
+    model_path = starter_model_path()
+    threads = default_thread_count()
+    app = create_application()
+    context = AppContext.open(DataHome.resolve())
+    context.settings.context_length = N_CTX
+
+    # 1. streaming overhead -------------------------------------------------------------------------
+    with ModelSession(model_path, n_ctx=N_CTX, n_threads=threads) as probe:
+        prompt_tokens = probe.tokenize(probe.format_prompt([ChatTurn("user", PROMPT)]))
+    window = open_chat_window(context, None)
+    window.show()
+    wait_until(app, lambda: window.model_info is not None)
+    window.generation_params = GenerationParams(temperature=0.0, max_tokens=DECODE_TOKENS)
+    raw, full = [], []
+    for _ in range(args.runs):
+        raw.append(raw_decode_tok_s(model_path, prompt_tokens, threads))
+        window.new_conversation()
+        window.input_box.setPlainText(PROMPT)
+        window.send_message()
+        wait_until(app, lambda: not window.is_generating)
+        stats = window.message_model.message(window.message_model.rowCount() - 1).stats
+        assert stats is not None
+        full.append(stats.tokens_per_s)
+    figures["streaming"] = {
+        "raw_llama_decode_tok_s": round(statistics.median(raw), 1),
+        "app_full_path_tok_s": round(statistics.median(full), 1),
+        "ratio": round(statistics.median(full) / statistics.median(raw), 3),
+        "target": ">= 0.98",
+    }
+
+    # 3. UI responsiveness while streaming into a 1,000-message chat --------------------------------
+    store = ChatStore(context.home.chats_db)
+    big = store.create_conversation("1,000 messages")
+    for i in range(500):
+        store.add_message(big.id, "user", f"Question {i}: what is a good name for a lighthouse cat?")
+        store.add_message(big.id, "assistant", f"Answer {i}: " + "Whiskers of the Tide. " * 6)
+    window.select_conversation(big.id)
+    wait_until(app, lambda: window.message_model.rowCount() == 1000)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(1)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    window.generation_params = GenerationParams(temperature=0.0, max_tokens=256)
+    window.input_box.setPlainText(PROMPT)
+    timer.start()
+    window.send_message()
+    wait_until(app, lambda: not window.is_generating)
+    timer.stop()
+    gaps = sorted((b - a) * 1000 for a, b in itertools.pairwise(ticks))
+    figures["ui_gaps_ms"] = {
+        "ticks": len(ticks),
+        "p99": round(gaps[int(0.99 * (len(gaps) - 1))], 2),
+        "max": round(gaps[-1], 2),
+        "target": "p99 <= 16, max <= 50",
+    }
+
+    # 4. opening a 5,000-message conversation --------------------------------------------------------
+    huge = store.create_conversation("5,000 messages")
+    with store._conn:  # bulk insert: the benchmark measures opening, not writing
+        store._conn.executemany(
+            "INSERT INTO messages (conversation_id, role, content, status, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    huge.id,
+                    "user" if i % 2 == 0 else "assistant",
+                    f"Message {i}: " + "the sea is wide. " * 5,
+                    str(MessageStatus.COMPLETE),
+                    time.time(),
+                )
+                for i in range(5000)
+            ],
+        )
+    window.new_conversation()
+    app.processEvents()
+    painted: list[float] = []
+
+    class PaintProbe(QObject):
+        def eventFilter(self, _watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and not painted:
+                painted.append(time.perf_counter())
+            return False
+
+    probe_filter = PaintProbe()
+    window.message_view.viewport().installEventFilter(probe_filter)
+    started = time.perf_counter()
+    window.select_conversation(huge.id)
+    wait_until(app, lambda: bool(painted), timeout_s=60)
+    figures["open_5000_messages_ms"] = {
+        "first_paint": round((painted[0] - started) * 1000, 1),
+        "target": "<= 300",
+    }
+    window.message_view.viewport().removeEventFilter(probe_filter)
+
+    # 2. turn latency vs history -------------------------------------------------------------------
+    ttft: dict[int, float] = {}
+    conversation = store.create_conversation("30 turns")
+    with ModelSession(model_path, n_ctx=N_CTX, n_threads=threads) as session:
+        for turn in range(1, 31):
+            store.add_message(
+                conversation.id, "user", f"Turn {turn}: name one more animal that lives by the sea."
+            )
+            outcome = write_reply(
+                store,
+                session,
+                conversation.id,
+                GenerationParams(temperature=0.0, max_tokens=24),
+                on_started=lambda _i: None,
+                on_text=lambda _t: None,
+                cancel=threading.Event(),
+            )
+            ttft[turn] = outcome.stats.ttft_s
+    figures["turn_ttft_ms"] = {
+        "turn_1": round(ttft[1] * 1000, 1),
+        "turn_10": round(ttft[10] * 1000, 1),
+        "turn_30": round(ttft[30] * 1000, 1),
+        "turn_30_over_turn_1": round(ttft[30] / ttft[1], 2),
+        "target": "turn 30 <= 1.2 x turn 1",
+    }
+    window.shutdown()
+    context.close()
+
+    # 5. cold start -----------------------------------------------------------------------------
+    probe_code = (
+        "import time, os; from ui.gui import create_application, open_chat_window;"
+        "from app.context import AppContext; from app.data_home import DataHome;"
+        "app = create_application(); ctx = AppContext.open(DataHome.resolve());"
+        "w = open_chat_window(ctx, None); w.show(); app.processEvents();"
+        "print('shown', flush=True); w.shutdown(); ctx.close()"
+    )
+    starts = []
+    for _ in range(args.runs):
+        began = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-c", probe_code],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert child.stdout is not None
+        child.stdout.readline()
+        starts.append(time.perf_counter() - began)
+        child.wait()
+    figures["cold_start_s"] = {"median": round(statistics.median(starts), 3), "target": "<= 1.0"}
+
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
