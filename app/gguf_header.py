@@ -134,12 +134,6 @@ def split_model_paths(first: Path) -> list[Path]:
     return [first.with_name(f"{match['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
-def is_later_shard(path: Path) -> bool:
-    """True for `x-00002-of-00003.gguf` and later parts: they belong to the first part's model."""
-    match = SHARD_NAME.match(path.name)
-    return match is not None and int(match["index"]) > 1
-
-
 class NeedMoreBytes(Exception):
     """The header goes on past the bytes fetched so far (only from `read_header_prefix`)."""
 

@@ -58,7 +58,10 @@ class CatalogPanel(QWidget):
         self.repo_list = QListWidget()
         self.repo_list.setSpacing(2)
         for model in catalog:
-            item = QListWidgetItem(f"{model.name}  ·  {format_count(model.parameters)}\n{model.summary}")
+            size = format_bytes(model.estimated_size("Q4_K_M"))
+            item = QListWidgetItem(
+                f"{model.name}  ·  {format_count(model.parameters)}  ·  ≈{size} at Q4_K_M\n{model.summary}"
+            )
             item.setData(_REPO_ROLE, model.repo)
             item.setToolTip(model.repo)
             self.repo_list.addItem(item)
