@@ -26,7 +26,7 @@ import llama_cpp
 from app.chat_template import ChatTemplate, choose_template
 from app.errors import EngineBusyError, GenerationError, ModelLoadError, PromptTooLongError
 from app.generation import ChatTurn, GenerationParams, GenerationResult, GenerationStats, StopReason
-from app.gguf_file import check_gguf
+from app.gguf_header import read_header
 
 log = logging.getLogger("engine")
 _llama_log = logging.getLogger("llama.cpp")
@@ -84,7 +84,7 @@ class ModelSession:
 
         `name` is what the user calls the model (its library name); the GGUF's own name is the fallback.
         """
-        check_gguf(path)
+        read_header(path)  # our bounded, fuzzed parser sees a damaged or hostile header before llama.cpp does
         threads = n_threads or default_thread_count()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers

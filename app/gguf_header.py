@@ -20,7 +20,9 @@ from pathlib import Path
 import gguf
 
 from app.errors import DamagedGGUFError, ModelFileNotFoundError, NotAGGUFError
-from app.gguf_file import GGUF_MAGIC, SUPPORTED_VERSIONS
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
 
 MAX_KV_COUNT = 65_536
 MAX_TENSOR_COUNT = 1 << 20

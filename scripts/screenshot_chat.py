@@ -12,7 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop, QTimer
+from qt_wait import wait_until
 
 from app.context import AppContext
 from app.data_home import DataHome
@@ -20,15 +20,6 @@ from app.generation import GenerationParams
 from ui.gui import create_application, open_chat_window
 
 PROMPTS = ("Hi! Who are you?", "Write a haiku about a llama on a desk.")
-
-
-def wait_until(condition: object, timeout_s: float = 120.0) -> None:
-    loop = QEventLoop()
-    timer = QTimer()
-    timer.timeout.connect(lambda: loop.quit() if condition() else None)  # type: ignore[operator]
-    timer.start(20)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ HUB = FakeHub().start()
 os.environ["HF_ENDPOINT"] = HUB.url  # before huggingface_hub is imported
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from qt_wait import wait_until  # noqa: E402
 
 from app.context import AppContext  # noqa: E402
 from app.data_home import DataHome  # noqa: E402
@@ -33,15 +33,6 @@ from ui.model_manager import ModelManagerWindow  # noqa: E402
 
 REPO = "bartowski/Llama-3.2-1B-Instruct-GGUF"
 LLAMA_3_2_1B = LLAMA_SHAPES["Llama-3.2-1B"]
-
-
-def wait_until(condition: object, timeout_s: float = 30.0) -> None:
-    loop = QEventLoop()
-    timer = QTimer()
-    timer.timeout.connect(lambda: loop.quit() if condition() else None)  # type: ignore[operator]
-    timer.start(20)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
 
 
 def main() -> int:

@@ -12,24 +12,17 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qt_wait import wait_until
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtCore import QEventLoop, QTimer
 
 from app.context import AppContext
 from app.data_home import DataHome
 from tests.gguf_files import LLAMA_SHAPES, write_header_only_llama
 from ui.gui import create_application
 from ui.model_manager import ModelManagerWindow
-
-
-def wait_until(condition: object, timeout_s: float = 30.0) -> None:
-    loop = QEventLoop()
-    timer = QTimer()
-    timer.timeout.connect(lambda: loop.quit() if condition() else None)  # type: ignore[operator]
-    timer.start(20)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
 
 
 def main() -> int:
