@@ -8,6 +8,7 @@ not shared across threads); WAL mode lets the GUI read while a worker writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -16,16 +17,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from app.generation import GenerationStats
+from app.generation import GenerationParams, GenerationStats
 
 log = logging.getLogger("chats")
 
 DEFAULT_TITLE = "New chat"
 _TITLE_LENGTH = 48
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 # Columns added in schema 2: the chat's own system prompt, and where the model's view of the chat
 # began at its last reply (older messages no longer fit the context window).
-_V2_COLUMNS = (("system_prompt", "TEXT"), ("context_start_id", "INTEGER"))
+_V2_COLUMNS = (("system_prompt", "TEXT"), ("context_start_id", "INTEGER"), ("sampling", "TEXT"))
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id INTEGER PRIMARY KEY,
@@ -84,6 +85,7 @@ class Conversation:
     updated_at: float
     system_prompt: str | None = None
     context_start_id: int | None = None  # first message the model saw at the last reply; None: all
+    sampling: GenerationParams | None = None  # this chat's own settings; None: the defaults
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,11 @@ class ChatStore:
                 "UPDATE conversations SET system_prompt = ? WHERE id = ?",
                 (prompt.strip() or None, conversation_id),
             )
+
+    def set_sampling(self, conversation_id: int, params: GenerationParams | None) -> None:
+        value = None if params is None else json.dumps(dataclasses.asdict(params))
+        with self._conn:
+            self._conn.execute("UPDATE conversations SET sampling = ? WHERE id = ?", (value, conversation_id))
 
     def set_context_start(self, conversation_id: int, message_id: int | None) -> None:
         with self._conn:
@@ -268,8 +275,27 @@ def _title_from(text: str) -> str:
 
 def _conversation_from_row(r: sqlite3.Row) -> Conversation:
     return Conversation(
-        r["id"], r["title"], r["created_at"], r["updated_at"], r["system_prompt"], r["context_start_id"]
+        r["id"],
+        r["title"],
+        r["created_at"],
+        r["updated_at"],
+        r["system_prompt"],
+        r["context_start_id"],
+        _sampling_from(r["sampling"]),
     )
+
+
+def _sampling_from(value: str | None) -> GenerationParams | None:
+    """Stored settings, ignoring keys a newer or older version wrote (never a crash on open)."""
+    if not value:
+        return None
+    try:
+        data = json.loads(value)
+        known = {f.name for f in dataclasses.fields(GenerationParams)}
+        return GenerationParams(**{k: v for k, v in data.items() if k in known})
+    except (ValueError, TypeError):
+        log.warning("ignoring unreadable sampling settings %r", value)
+        return None
 
 
 def _message_from_row(r: sqlite3.Row) -> ChatMessage:

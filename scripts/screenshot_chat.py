@@ -30,7 +30,7 @@ def main() -> int:
         context = AppContext.open(DataHome.resolve())
         window = open_chat_window(context, None)
         window.generation_params = GenerationParams(temperature=0.0, max_tokens=120)
-        window.resize(1000, 640)
+        window.resize(1180, 640)
         window.show()
         wait_until(lambda: window.generation_params is not None and window._model_info is not None)
         for prompt in PROMPTS:

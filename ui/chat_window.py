@@ -44,6 +44,7 @@ from ui.message_delegate import MessageDelegate
 from ui.message_input import MessageInput
 from ui.message_model import MessageListModel
 from ui.model_manager import ModelManagerWindow
+from ui.sampling_dialog import SamplingDialog
 
 log = logging.getLogger("ui.chat")
 
@@ -79,7 +80,7 @@ class ChatWindow(QMainWindow):
         self._model_manager: ModelManagerWindow | None = None
 
         self.setWindowTitle("Llama Desk")
-        self.resize(1000, 700)
+        self.resize(1180, 720)
         self._conversations = ConversationListModel(self._store)
         self._messages = MessageListModel()
         self._build_widgets()
@@ -109,6 +110,7 @@ class ChatWindow(QMainWindow):
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(150)
         sidebar = QWidget()
+        sidebar.setMinimumWidth(200)
         sidebar_layout = QVBoxLayout(sidebar)
         sidebar_layout.setContentsMargins(8, 8, 0, 8)
         sidebar_layout.addWidget(self._new_chat_button)
@@ -121,7 +123,9 @@ class ChatWindow(QMainWindow):
         self._model_picker.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self._model_picker.setMinimumContentsLength(30)
+        self._model_picker.setMinimumContentsLength(22)
+        self._sampling_button = QPushButton("Sampling…")
+        self._sampling_button.setToolTip("Temperature, top-p, longest reply… for this chat")
         self._system_button = QPushButton("System prompt…")
         self._system_button.setToolTip("Instructions the model follows in this chat")
         self._context_meter = QProgressBar()
@@ -196,6 +200,7 @@ class ChatWindow(QMainWindow):
         header.addWidget(self._model_label, 1)
         header.addWidget(self._context_meter)
         header.addWidget(self._system_button)
+        header.addWidget(self._sampling_button)
         header.addWidget(self._models_button)
         chat_layout.addLayout(header)
         chat_layout.addWidget(self._template_label)
@@ -218,6 +223,7 @@ class ChatWindow(QMainWindow):
         self._search_results.itemClicked.connect(self._open_search_hit)
         self._models_button.clicked.connect(self.show_model_manager)
         self._system_button.clicked.connect(self.edit_system_prompt)
+        self._sampling_button.clicked.connect(self.edit_sampling)
         self._model_picker.activated.connect(self._on_model_picked)
         self._new_chat_button.clicked.connect(self.new_conversation)
         self._send_button.clicked.connect(self.send_message)
@@ -380,7 +386,9 @@ class ChatWindow(QMainWindow):
         self._streaming_text = []
         self._update_controls()
         self.statusBar().showMessage("Thinking…")
-        self.reply_requested.emit(conversation_id, self._params)
+        conversation = self._store.conversation(conversation_id)
+        params = conversation.sampling if conversation and conversation.sampling else self._params
+        self.reply_requested.emit(conversation_id, params)
 
     @Slot()
     def stop_reply(self) -> None:
@@ -454,6 +462,21 @@ class ChatWindow(QMainWindow):
             self.show_error(f"Could not write {path}: {exc.strerror or exc}")
             return
         self.statusBar().showMessage(f"Exported to {path}", 5000)
+
+    @Slot()
+    def edit_sampling(self) -> SamplingDialog | None:
+        """Open this chat's sampling settings; saved when the dialog is accepted."""
+        if self._conversation_id is None:
+            return None
+        conversation_id = self._conversation_id
+        conversation = self._store.conversation(conversation_id)
+        dialog = SamplingDialog(
+            conversation.sampling if conversation and conversation.sampling else self._params, self
+        )
+        dialog.accepted.connect(lambda: self._store.set_sampling(conversation_id, dialog.params()))
+        dialog.setModal(True)
+        dialog.show()
+        return dialog
 
     @Slot()
     def edit_system_prompt(self) -> None:

@@ -74,3 +74,32 @@ def test_overflow_shows_a_marker_keeps_the_system_prompt_and_goes_on(
         window.grab().save(str(small_context.home.root / "overflow.png"))
     finally:
         window.shutdown()
+
+
+def test_each_chat_keeps_its_own_sampling_settings(qtbot: QtBot, small_context: AppContext) -> None:
+    window = open_chat_window(small_context, None)
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.model_info is not None, timeout=TIMEOUT_MS)
+        dialog = window.edit_sampling()
+        assert dialog is not None
+        dialog.temperature.setValue(0.0)
+        dialog.max_tokens.setValue(3)
+        dialog.seed.setValue(42)
+        dialog.accept()
+        chat_id = window.current_conversation_id
+        window.input_box.setPlainText("Tell me a long story.")
+        window.send_message()
+        qtbot.waitUntil(lambda: not window.is_generating, timeout=TIMEOUT_MS)
+        reply = window.message_model.message(window.message_model.rowCount() - 1)
+        assert reply.stats is not None and reply.stats.completion_tokens == 3
+        stored = ChatStore(small_context.home.chats_db).conversation(chat_id or 0)
+        assert stored is not None and stored.sampling is not None
+        assert (stored.sampling.max_tokens, stored.sampling.seed, stored.sampling.temperature) == (3, 42, 0.0)
+
+        window.new_conversation()  # another chat keeps the defaults
+        other = window.edit_sampling()
+        assert other is not None and other.max_tokens.value() == window.generation_params.max_tokens
+        other.reject()
+    finally:
+        window.shutdown()
