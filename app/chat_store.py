@@ -17,16 +17,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.errors import MessageNotFoundError
 from app.generation import GenerationParams, GenerationStats
 
 log = logging.getLogger("chats")
 
 DEFAULT_TITLE = "New chat"
 _TITLE_LENGTH = 48
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 # Columns added in schema 2: the chat's own system prompt, and where the model's view of the chat
-# began at its last reply (older messages no longer fit the context window).
-_V2_COLUMNS = (("system_prompt", "TEXT"), ("context_start_id", "INTEGER"), ("sampling", "TEXT"))
+# began at its last reply (older messages no longer fit the context window). Schema 5: the message
+# the chat currently ends at (messages form a tree once a reply is regenerated or a message edited).
+_CONVERSATION_COLUMNS = (
+    ("system_prompt", "TEXT"),
+    ("context_start_id", "INTEGER"),
+    ("sampling", "TEXT"),
+    ("active_leaf_id", "INTEGER"),
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id INTEGER PRIMARY KEY,
@@ -46,6 +53,18 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
 """
+# Schema 5: every message points at the one it answers or follows; siblings are alternative branches.
+# Before, a chat was a list: each message follows the previous one.
+_V5_TREE = """
+ALTER TABLE messages ADD COLUMN parent_id INTEGER;
+UPDATE messages SET parent_id = (
+    SELECT MAX(p.id) FROM messages p WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id
+);
+UPDATE conversations SET active_leaf_id = (
+    SELECT MAX(m.id) FROM messages m WHERE m.conversation_id = conversations.id
+);
+"""
+_TREE_INDEX = "CREATE INDEX IF NOT EXISTS messages_by_parent ON messages(conversation_id, parent_id, id)"
 # Schema 3: full-text search over every message, kept in step with `messages` by triggers.
 _FTS = """
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
@@ -86,6 +105,7 @@ class Conversation:
     system_prompt: str | None = None
     context_start_id: int | None = None  # first message the model saw at the last reply; None: all
     sampling: GenerationParams | None = None  # this chat's own settings; None: the defaults
+    active_leaf_id: int | None = None  # the message the shown branch ends at; None: no messages
 
 
 @dataclass(frozen=True)
@@ -123,9 +143,15 @@ class ChatStore:
             if version < 3:  # index the messages written before search existed
                 self._conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
             have = {row["name"] for row in self._conn.execute("PRAGMA table_info(conversations)")}
-            for column, declaration in _V2_COLUMNS:
+            for column, declaration in _CONVERSATION_COLUMNS:
                 if column not in have:
                     self._conn.execute(f"ALTER TABLE conversations ADD COLUMN {column} {declaration}")
+            message_columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(messages)")}
+            if "parent_id" not in message_columns:
+                for statement in _V5_TREE.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+            self._conn.execute(_TREE_INDEX)
             self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -184,10 +210,20 @@ class ChatStore:
     # -- messages --------------------------------------------------------------------------------
 
     def messages(self, conversation_id: int) -> list[ChatMessage]:
+        """The chat as shown and as the model sees it: the active branch, from the first message on."""
         rows = self._conn.execute(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+            "WITH RECURSIVE path(id) AS ("
+            " SELECT active_leaf_id FROM conversations WHERE id = ? AND active_leaf_id IS NOT NULL"
+            " UNION ALL SELECT m.parent_id FROM messages m JOIN path ON m.id = path.id"
+            " WHERE m.parent_id IS NOT NULL)"
+            " SELECT messages.* FROM messages JOIN path USING (id) ORDER BY messages.id",
+            (conversation_id,),
         ).fetchall()
         return [_message_from_row(r) for r in rows]
+
+    def message(self, message_id: int) -> ChatMessage | None:
+        r = self._conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return None if r is None else _message_from_row(r)
 
     def add_message(
         self,
@@ -198,18 +234,22 @@ class ChatStore:
         model: str | None = None,
         created_at: float | None = None,
     ) -> ChatMessage:
-        """Append a message; the first user message also names a conversation still called "New chat".
+        """Append a message after the end of the active branch; it becomes the new end.
 
-        `created_at` is for imports, which keep the original times; new messages get the current time.
+        The first user message also names a conversation still called "New chat". `created_at` is
+        for imports, which keep the original times; new messages get the current time.
         """
         now = time.time() if created_at is None else created_at
         with self._conn:
             cur = self._conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, status, model, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, str(status), model, now),
+                "INSERT INTO messages (conversation_id, role, content, status, model, created_at, parent_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, (SELECT active_leaf_id FROM conversations WHERE id = ?))",
+                (conversation_id, role, content, str(status), model, now, conversation_id),
             )
-            self._conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            self._conn.execute(
+                "UPDATE conversations SET updated_at = ?, active_leaf_id = ? WHERE id = ?",
+                (now, cur.lastrowid, conversation_id),
+            )
             if role == "user":
                 self._conn.execute(
                     "UPDATE conversations SET title = ? WHERE id = ? AND title = ?",
@@ -217,6 +257,115 @@ class ChatStore:
                 )
         assert cur.lastrowid is not None
         return ChatMessage(cur.lastrowid, conversation_id, role, content, status, model, None, now)
+
+    # -- branches --------------------------------------------------------------------------------
+
+    def rewind_to_parent_of(self, message_id: int) -> None:
+        """End the active branch just before `message_id`, so the next message added becomes its
+        alternative (regenerate a reply, edit and resend a message). The old branch is kept.
+        """
+        message = self._require(message_id)
+        with self._conn:
+            self._conn.execute(
+                "UPDATE conversations SET active_leaf_id = ? WHERE id = ?",
+                (self._parent_of(message_id), message.conversation_id),
+            )
+
+    def branches(self, conversation_id: int) -> dict[int, tuple[int, int]]:
+        """For each message that has alternatives: (its 1-based position among them, how many)."""
+        rows = self._conn.execute(
+            "SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        ).fetchall()
+        siblings: dict[int | None, list[int]] = {}
+        for r in rows:
+            siblings.setdefault(r["parent_id"], []).append(r["id"])
+        return {
+            message_id: (position, len(group))
+            for group in siblings.values()
+            if len(group) > 1
+            for position, message_id in enumerate(group, start=1)
+        }
+
+    def switch_branch(self, message_id: int, step: int) -> int | None:
+        """Show the alternative `step` places before or after `message_id` (wrapping around), down to
+        its newest end. Returns the alternative's id, or None when the message has none.
+        """
+        message = self._require(message_id)
+        parent = self._parent_of(message_id)
+        siblings = [
+            r["id"]
+            for r in self._conn.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+                (message.conversation_id, parent),
+            )
+        ]
+        if len(siblings) < 2:
+            return None
+        chosen = siblings[(siblings.index(message_id) + step) % len(siblings)]
+        self.show_branch_of(chosen)
+        return chosen
+
+    def show_branch_of(self, message_id: int) -> None:
+        """Make the active branch pass through `message_id` (e.g. a search hit in another branch),
+        continuing to the newest message below it.
+        """
+        message = self._require(message_id)
+        leaf = message_id
+        while True:
+            child = self._conn.execute(
+                "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND parent_id = ?",
+                (message.conversation_id, leaf),
+            ).fetchone()[0]
+            if child is None:
+                break
+            leaf = child
+        with self._conn:
+            self._conn.execute(
+                "UPDATE conversations SET active_leaf_id = ? WHERE id = ?", (leaf, message.conversation_id)
+            )
+
+    def delete_message(self, message_id: int) -> None:
+        """Remove one message; what followed it now follows its predecessor. When it ended the active
+        branch, the chat ends at its newest alternative, or else at its predecessor.
+        """
+        message = self._require(message_id)
+        conversation = self.conversation(message.conversation_id)
+        assert conversation is not None
+        parent = self._parent_of(message_id)
+        with self._conn:
+            self._conn.execute(
+                "UPDATE messages SET parent_id = ? WHERE conversation_id = ? AND parent_id = ?",
+                (parent, message.conversation_id, message_id),
+            )
+            self._conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            if conversation.context_start_id == message_id:
+                self._conn.execute(
+                    "UPDATE conversations SET context_start_id = NULL WHERE id = ?",
+                    (message.conversation_id,),
+                )
+        if conversation.active_leaf_id == message_id:
+            alternative = self._conn.execute(
+                "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND parent_id IS ?",
+                (message.conversation_id, parent),
+            ).fetchone()[0]
+            if alternative is not None:
+                self.show_branch_of(alternative)
+            else:
+                with self._conn:
+                    self._conn.execute(
+                        "UPDATE conversations SET active_leaf_id = ? WHERE id = ?",
+                        (parent, message.conversation_id),
+                    )
+
+    def _require(self, message_id: int) -> ChatMessage:
+        message = self.message(message_id)
+        if message is None:
+            raise MessageNotFoundError(message_id)
+        return message
+
+    def _parent_of(self, message_id: int) -> int | None:
+        row = self._conn.execute("SELECT parent_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return None if row is None else row[0]
 
     def update_message_text(self, message_id: int, content: str) -> None:
         """Flush the text of a reply that is still streaming."""
@@ -282,6 +431,7 @@ def _conversation_from_row(r: sqlite3.Row) -> Conversation:
         r["system_prompt"],
         r["context_start_id"],
         _sampling_from(r["sampling"]),
+        r["active_leaf_id"],
     )
 
 

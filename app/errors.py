@@ -59,6 +59,14 @@ class ModelNotInLibraryError(LlamaDeskError, LookupError):
         super().__init__(f"No model {ref!r} in the library. `llama-desk models list` shows what is there.")
 
 
+class MessageNotFoundError(LlamaDeskError, LookupError):
+    exit_code = 3
+
+    def __init__(self, message_id: int) -> None:
+        super().__init__(f"Message {message_id} no longer exists; it was deleted, perhaps in another window.")
+        self.message_id = message_id
+
+
 class ModelAlreadyInLibraryError(LlamaDeskError, ValueError):
     exit_code = 8
 

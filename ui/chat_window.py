@@ -42,7 +42,7 @@ from ui.chat_worker import ChatWorker
 from ui.conversation_model import ConversationListModel
 from ui.message_delegate import MessageDelegate
 from ui.message_input import MessageInput
-from ui.message_model import MessageListModel
+from ui.message_model import BRANCH_ROLE, MessageAction, MessageListModel
 from ui.model_manager import ModelManagerWindow
 from ui.sampling_dialog import SamplingDialog
 
@@ -260,7 +260,20 @@ class ChatWindow(QMainWindow):
         self._copy_action = action(
             "Copy message", QKeySequence.StandardKey.Copy, self._copy_message, self._message_view
         )
-        for act in (self._new_action, self._stop_action):
+        self._regenerate_action = action("Regenerate last reply", "Ctrl+R", self.regenerate_last_reply, self)
+        for key, message_action in (
+            ("F2", MessageAction.EDIT),
+            (QKeySequence.StandardKey.Delete, MessageAction.DELETE),
+            ("Alt+Left", MessageAction.PREVIOUS_BRANCH),
+            ("Alt+Right", MessageAction.NEXT_BRANCH),
+        ):
+            action(
+                message_action.value,
+                key,
+                lambda _checked=False, a=message_action: self._act_on_current_message(a),
+                self._message_view,
+            )
+        for act in (self._new_action, self._stop_action, self._regenerate_action):
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
     def _start_worker(self) -> None:
@@ -378,9 +391,13 @@ class ChatWindow(QMainWindow):
         conversation_id = self._conversation_id
         message = self._store.add_message(conversation_id, "user", text)
         self._input.clear()
+        self._messages.append(message)
+        self._request_reply(conversation_id)
+
+    def _request_reply(self, conversation_id: int) -> None:
+        """Ask the worker for the next reply at the end of the chat's active branch."""
         self._hide_error()
         self._stick_to_bottom = True
-        self._messages.append(message)
         self._refresh_conversation_list()
         self._streaming_conversation = conversation_id
         self._streaming_text = []
@@ -389,6 +406,100 @@ class ChatWindow(QMainWindow):
         conversation = self._store.conversation(conversation_id)
         params = conversation.sampling if conversation and conversation.sampling else self._params
         self.reply_requested.emit(conversation_id, params)
+
+    # -- acting on one message -------------------------------------------------------------------
+
+    def handle_message_action(self, row: int, action: MessageAction) -> None:
+        """What a message's hover buttons and context menu ask for."""
+        if not 0 <= row < self._messages.rowCount():
+            return
+        message = self._messages.message(row)
+        if action is MessageAction.COPY:
+            QGuiApplication.clipboard().setText(message.content)
+            self.statusBar().showMessage("Message copied", 2000)
+            return
+        if self.is_generating:
+            self.statusBar().showMessage("Wait for the reply to finish, or stop it first.", 4000)
+            return
+        if action is MessageAction.EDIT:
+            self.open_edit_dialog(message.id)
+        elif action is MessageAction.REGENERATE:
+            self.regenerate(message.id)
+        elif action is MessageAction.DELETE:
+            self.delete_message(message.id)
+        elif action is MessageAction.PREVIOUS_BRANCH:
+            self.switch_branch(message.id, -1)
+        elif action is MessageAction.NEXT_BRANCH:
+            self.switch_branch(message.id, +1)
+
+    @Slot()
+    def regenerate_last_reply(self) -> None:
+        for row in range(self._messages.rowCount() - 1, -1, -1):
+            if self._messages.message(row).role == "assistant":
+                self.regenerate(self._messages.message(row).id)
+                return
+
+    def _act_on_current_message(self, action: MessageAction) -> None:
+        index = self._message_view.currentIndex()
+        if index.isValid():
+            self.handle_message_action(index.row(), action)
+
+    def regenerate(self, message_id: int) -> bool:
+        """A new reply in place of `message_id`; the old one stays as a branch to switch back to."""
+        message = self._store.message(message_id)
+        if message is None or message.role != "assistant" or not self._can_send():
+            return False
+        self._store.rewind_to_parent_of(message_id)
+        self._show_conversation(message.conversation_id)
+        self._request_reply(message.conversation_id)
+        return True
+
+    def open_edit_dialog(self, message_id: int) -> QInputDialog | None:
+        """Edit one of the user's messages; accepting resends it as a new branch."""
+        message = self._store.message(message_id)
+        if message is None or message.role != "user":
+            return None
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Edit message")
+        dialog.setLabelText("Edit and resend (the original and its replies stay as a branch):")
+        dialog.setOption(QInputDialog.InputDialogOption.UsePlainTextEditForTextInput)
+        dialog.setTextValue(message.content)
+        dialog.setOkButtonText("Resend")
+        dialog.textValueSelected.connect(lambda text: self.edit_and_resend(message_id, text))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def edit_and_resend(self, message_id: int, text: str) -> bool:
+        message = self._store.message(message_id)
+        text = text.strip()
+        if message is None or message.role != "user" or not text or not self._can_send():
+            return False
+        self._store.rewind_to_parent_of(message_id)
+        self._store.add_message(message.conversation_id, "user", text)
+        self._show_conversation(message.conversation_id)
+        self._request_reply(message.conversation_id)
+        return True
+
+    def delete_message(self, message_id: int) -> None:
+        message = self._store.message(message_id)
+        if message is None or self.is_generating:
+            return
+        self._store.delete_message(message_id)
+        self._show_conversation(message.conversation_id, keep_scroll=True)
+        self.statusBar().showMessage("Message deleted", 3000)
+
+    def switch_branch(self, message_id: int, step: int) -> None:
+        message = self._store.message(message_id)
+        if message is None or self.is_generating:
+            return
+        shown = self._store.switch_branch(message_id, step)
+        if shown is None:
+            return
+        self._show_conversation(message.conversation_id, keep_scroll=True)
+        row = self._messages.row_of(shown)
+        if row is not None:
+            self._message_view.setCurrentIndex(self._messages.index(row))
 
     @Slot()
     def stop_reply(self) -> None:
@@ -433,6 +544,10 @@ class ChatWindow(QMainWindow):
         conversation_id, message_id = target
         self._search_edit.clear()  # back to the list of chats
         self.run_search()
+        if conversation_id != self._streaming_conversation:
+            self._store.show_branch_of(message_id)  # the hit may be in a branch not shown now
+            if conversation_id == self._conversation_id:
+                self._show_conversation(conversation_id)
         self.select_conversation(conversation_id)
         row = self._messages.row_of(message_id)
         if row is not None:
@@ -634,6 +749,7 @@ class ChatWindow(QMainWindow):
         self._messages.finish(outcome.message_id, outcome.text, outcome.status, outcome.stats)
         if outcome.conversation_id == self._conversation_id:
             self._messages.set_context_start(outcome.context_start_id)
+            self._messages.set_branches(self._store.branches(outcome.conversation_id))
             self._show_context_use(outcome.context_used, outcome.n_ctx)
         stats = outcome.stats
         self._stats_label.setText(
@@ -680,7 +796,7 @@ class ChatWindow(QMainWindow):
             if conversation_id != self._conversation_id:
                 self._show_conversation(conversation_id)
 
-    def _show_conversation(self, conversation_id: int) -> None:
+    def _show_conversation(self, conversation_id: int, *, keep_scroll: bool = False) -> None:
         self._conversation_id = conversation_id
         messages = self._store.messages(conversation_id)
         if conversation_id == self._streaming_conversation and self._streaming_message is not None:
@@ -692,10 +808,19 @@ class ChatWindow(QMainWindow):
                 else m
                 for m in messages
             ]
-        self._stick_to_bottom = True
+        scroll = self._message_view.verticalScrollBar().value()
         conversation = self._store.conversation(conversation_id)
-        self._messages.set_messages(messages, conversation.context_start_id if conversation else None)
-        self._message_view.scrollToBottom()
+        self._messages.set_messages(
+            messages,
+            conversation.context_start_id if conversation else None,
+            self._store.branches(conversation_id),
+        )
+        if keep_scroll:
+            self._stick_to_bottom = False
+            self._message_view.verticalScrollBar().setValue(scroll)
+        else:
+            self._stick_to_bottom = True
+            self._message_view.scrollToBottom()
         last_stats = next((m.stats for m in reversed(messages) if m.stats is not None), None)
         if last_stats is not None and self._model_info is not None:
             self._show_context_use(
@@ -787,8 +912,28 @@ class ChatWindow(QMainWindow):
     def _on_message_menu(self, pos: QPoint) -> None:
         if not self._message_view.indexAt(pos).isValid():
             return
+        row = self._message_view.indexAt(pos).row()
+        message = self._messages.message(row)
+        idle = not self.is_generating
         menu = QMenu(self)
-        menu.addAction(self._copy_action)
+        entries: list[tuple[str, MessageAction, bool]] = [
+            ("Copy", MessageAction.COPY, True),
+            ("Edit and resend…", MessageAction.EDIT, idle and message.role == "user"),
+            ("Regenerate", MessageAction.REGENERATE, idle and message.role == "assistant"),
+        ]
+        branch = self._messages.index(row).data(BRANCH_ROLE)
+        if branch is not None:
+            entries += [
+                (f"Previous version ({branch[0]}/{branch[1]})", MessageAction.PREVIOUS_BRANCH, idle),
+                ("Next version", MessageAction.NEXT_BRANCH, idle),
+            ]
+        entries.append(("Delete", MessageAction.DELETE, idle))
+        for text, message_action, enabled in entries:
+            if message_action is MessageAction.DELETE:
+                menu.addSeparator()
+            act = menu.addAction(text)
+            act.setEnabled(enabled)
+            act.triggered.connect(lambda _checked=False, a=message_action: self.handle_message_action(row, a))
         menu.exec(self._message_view.viewport().mapToGlobal(pos))
 
     @Slot()

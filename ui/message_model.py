@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from enum import StrEnum
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
@@ -14,7 +15,21 @@ MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 #: How many earlier messages the model did not see, on the first message it did see (else 0).
 DROPPED_BEFORE_ROLE = Qt.ItemDataRole.UserRole + 2
 
+#: (position, count), 1-based, when a message has alternatives (regenerated or edited), else None.
+BRANCH_ROLE = Qt.ItemDataRole.UserRole + 3
+
 _Index = QModelIndex | QPersistentModelIndex
+
+
+class MessageAction(StrEnum):
+    """What a user can ask of one message from its hover buttons or context menu."""
+
+    COPY = "copy"
+    EDIT = "edit"  # user messages: edit and resend as a new branch
+    REGENERATE = "regenerate"  # replies: a new reply as a new branch
+    DELETE = "delete"
+    PREVIOUS_BRANCH = "previous-branch"
+    NEXT_BRANCH = "next-branch"
 
 
 class MessageListModel(QAbstractListModel):
@@ -22,6 +37,7 @@ class MessageListModel(QAbstractListModel):
         super().__init__()
         self._messages: list[ChatMessage] = []
         self._context_start_id: int | None = None
+        self._branches: dict[int, tuple[int, int]] = {}  # message id -> (position, count)
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._messages)
@@ -36,16 +52,36 @@ class MessageListModel(QAbstractListModel):
             return message
         if role == DROPPED_BEFORE_ROLE:
             return index.row() if message.id == self._context_start_id else 0
+        if role == BRANCH_ROLE:
+            return self._branches.get(message.id)
         return None
 
     def message(self, row: int) -> ChatMessage:
         return self._messages[row]
 
-    def set_messages(self, messages: list[ChatMessage], context_start_id: int | None = None) -> None:
+    def set_messages(
+        self,
+        messages: list[ChatMessage],
+        context_start_id: int | None = None,
+        branches: dict[int, tuple[int, int]] | None = None,
+    ) -> None:
         self.beginResetModel()
         self._messages = list(messages)
         self._context_start_id = context_start_id
+        self._branches = dict(branches or {})
         self.endResetModel()
+
+    def set_branches(self, branches: dict[int, tuple[int, int]]) -> None:
+        """New branch counts (after a regenerate or edit); repaints only the rows whose count changed."""
+        changed = {
+            k for k in branches.keys() | self._branches.keys() if branches.get(k) != self._branches.get(k)
+        }
+        self._branches = dict(branches)
+        for message_id in changed:
+            row = self.row_of(message_id)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
 
     def set_context_start(self, message_id: int | None) -> None:
         """Mark where the model's view of the chat begins (None: it sees everything)."""
