@@ -48,5 +48,10 @@ class DataHome:
         return self.root / "models"
 
     @property
+    def chat_cache_dir(self) -> Path:
+        """llama.cpp caches of recent chats (app/chat_state.py); safe to delete at any time."""
+        return self.root / "chat-cache"
+
+    @property
     def logs_dir(self) -> Path:
         return self.root / "logs"

@@ -12,12 +12,14 @@ A `ModelSession` belongs to one thread at a time; the GUI runs it on a worker th
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,8 @@ _llama_log = logging.getLogger("llama.cpp")
 _GGML_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error
 _PIECE_BUFFER = 64
 _BATCH = 512
+_DECODE_ABORTED = 2  # llama_decode's return value when the abort callback stopped it
+_NO_ABORT = llama_cpp.ggml_abort_callback()  # a NULL function pointer: no callback
 
 
 @llama_cpp.llama_log_callback
@@ -94,26 +98,19 @@ class ModelSession:
             raise ModelLoadError(
                 path, "the file is damaged or uses an architecture this llama.cpp does not know"
             )
+        self._path = path
+        self._threads = threads
+        n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
+        self._n_ctx_train = n_ctx_train
+        self._ctx: ctypes.c_void_p | None = None
         try:
-            n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
-            ctx_params = llama_cpp.llama_context_default_params()
-            ctx_params.n_ctx = min(n_ctx, n_ctx_train) if n_ctx_train > 0 else n_ctx
-            ctx_params.n_batch = _BATCH
-            ctx_params.n_ubatch = _BATCH
-            ctx_params.n_threads = threads
-            ctx_params.n_threads_batch = threads
-            self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
-            if not self._ctx:
-                raise ModelLoadError(path, f"not enough memory for a context of {ctx_params.n_ctx} tokens")
+            self._create_context(n_ctx)
         except BaseException:
             llama_cpp.llama_model_free(self._model)
             raise
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self._bos = llama_cpp.llama_vocab_bos(self._vocab)
-        self._kv_tokens: list[int] = []  # tokens whose keys/values are in the cache, in order
         self._pieces: dict[int, bytes] = {}  # token -> its text bytes, filled as tokens are generated
         self._busy = threading.Lock()
         self.template = self._choose_template()
@@ -137,6 +134,46 @@ class ModelSession:
         )
         if self.template.is_fallback:
             log.warning("%s has no chat template; using the %s template", path.name, self.template.name)
+
+    def _create_context(self, n_ctx: int) -> None:
+        """A fresh context (empty cache) of `n_ctx` tokens, capped at the model's trained length."""
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = min(n_ctx, self._n_ctx_train) if self._n_ctx_train > 0 else n_ctx
+        ctx_params.n_batch = _BATCH
+        ctx_params.n_ubatch = _BATCH
+        ctx_params.n_threads = self._threads
+        ctx_params.n_threads_batch = self._threads
+        ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
+        if not ctx:
+            raise ModelLoadError(self._path, f"not enough memory for a context of {ctx_params.n_ctx} tokens")
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._n_ctx = llama_cpp.llama_n_ctx(ctx)
+        self._kv_tokens: list[int] = []  # tokens whose keys/values are in the cache, in order
+
+    def set_context_length(self, n_ctx: int) -> None:
+        """Re-create the context with room for `n_ctx` tokens (capped at the trained length).
+
+        The cache starts empty; on failure (not enough memory) the old context stays usable.
+        """
+        wanted = min(n_ctx, self._n_ctx_train) if self._n_ctx_train > 0 else n_ctx
+        if wanted == self._n_ctx:
+            return
+        with self._exclusive():
+            self._create_context(n_ctx)
+        self.info = dataclasses.replace(self.info, n_ctx=self._n_ctx)
+        log.info("context of %s is now %d tokens", self.info.name, self._n_ctx)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise EngineBusyError("this model session is generating")
+        try:
+            yield
+        finally:
+            self._busy.release()
 
     def close(self) -> None:
         if self._ctx:
@@ -195,16 +232,19 @@ class ModelSession:
         params: GenerationParams,
         on_text: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        on_prompt_progress: Callable[[int, int], None] | None = None,
     ) -> GenerationResult:
         """Reply to `turns`, calling `on_text` with each new piece of text as it is decoded.
 
-        Setting `cancel` ends the reply before the next token. Raises `PromptTooLongError`
-        when the conversation does not fit the context.
+        `on_prompt_progress(done, total)` follows the reading of the prompt tokens not already
+        in the cache (a long chat read from scratch takes a while on a CPU). Setting `cancel`
+        ends the reply before the next token, and stops prompt reading within a few
+        milliseconds. Raises `PromptTooLongError` when the conversation does not fit.
         """
         if not self._busy.acquire(blocking=False):
             raise EngineBusyError("this model session is already generating")
         try:
-            return self._generate(turns, params, on_text, cancel or threading.Event())
+            return self._generate(turns, params, on_text, cancel or threading.Event(), on_prompt_progress)
         finally:
             self._busy.release()
 
@@ -214,12 +254,13 @@ class ModelSession:
         params: GenerationParams,
         on_text: Callable[[str], None] | None,
         cancel: threading.Event,
+        on_prompt_progress: Callable[[int, int], None] | None,
     ) -> GenerationResult:
         started = time.perf_counter()
         prompt = self.tokenize(self.format_prompt(turns))
         if len(prompt) >= self._n_ctx:
             raise PromptTooLongError(len(prompt), self._n_ctx)
-        reused = self._evaluate_prompt(prompt, cancel)
+        reused = self._evaluate_prompt(prompt, cancel, on_prompt_progress)
         if reused < 0:
             return GenerationResult("", _stats(prompt, 0, 0, started, None, StopReason.CANCELLED))
 
@@ -267,7 +308,12 @@ class ModelSession:
         stats = _stats(prompt, reused, n_generated, started, first_token_at, reason)
         return GenerationResult("".join(pieces), stats)
 
-    def _evaluate_prompt(self, prompt: list[int], cancel: threading.Event) -> int:
+    def _evaluate_prompt(
+        self,
+        prompt: list[int],
+        cancel: threading.Event,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Bring the KV cache to `prompt`, reusing the prefix it already holds.
 
         Returns the number of reused tokens, or -1 if cancelled (the cache then holds
@@ -283,15 +329,31 @@ class ModelSession:
             llama_cpp.llama_memory_clear(self._memory, True)
             keep = 0
         del self._kv_tokens[keep:]
-        for start in range(keep, len(prompt), _BATCH):
-            if cancel.is_set():
-                return -1
-            chunk = prompt[start : start + _BATCH]
-            self._decode((llama_cpp.llama_token * len(chunk))(*chunk), chunk)
+        total = len(prompt) - keep
+        # llama.cpp asks this between the graph's operations, so Stop interrupts a long batch. Only
+        # while reading the prompt: per token it would cost a Python call per operation.
+        abort = llama_cpp.ggml_abort_callback(lambda _data: cancel.is_set())
+        llama_cpp.llama_set_abort_callback(self._ctx, abort, None)
+        try:
+            for start in range(keep, len(prompt), _BATCH):
+                if cancel.is_set():
+                    return -1
+                chunk = prompt[start : start + _BATCH]
+                if not self._decode((llama_cpp.llama_token * len(chunk))(*chunk), chunk):
+                    return -1
+                if on_progress is not None:
+                    on_progress(start + len(chunk) - keep, total)
+        finally:
+            llama_cpp.llama_set_abort_callback(self._ctx, _NO_ABORT, None)
         return keep
 
-    def _decode(self, array: ctypes.Array[ctypes.c_int32], tokens: list[int]) -> None:
+    def _decode(self, array: ctypes.Array[ctypes.c_int32], tokens: list[int]) -> bool:
+        """Evaluate `tokens` into the cache; False when the abort callback stopped it."""
         rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(array, len(tokens)))
+        if rc == _DECODE_ABORTED:
+            # Keep what is known good: the tokens before this batch.
+            llama_cpp.llama_memory_seq_rm(self._memory, 0, len(self._kv_tokens), -1)
+            return False
         if rc != 0:
             # The cache may now hold part of the batch: forget it rather than guess.
             llama_cpp.llama_memory_clear(self._memory, True)
@@ -300,6 +362,40 @@ class ModelSession:
                 f"llama.cpp failed to evaluate the conversation (llama_decode returned {rc})"
             )
         self._kv_tokens.extend(tokens)
+        return True
+
+    # -- saved state -----------------------------------------------------------------------------
+
+    @property
+    def cached_tokens(self) -> list[int]:
+        """The tokens whose keys and values the cache holds, in order."""
+        return list(self._kv_tokens)
+
+    def save_state(self, path: Path) -> int:
+        """Write the cache and its tokens to `path` so this chat can resume later without re-reading
+        it. Returns the bytes written (0: nothing to save or llama.cpp could not write).
+        """
+        if not self._kv_tokens:
+            return 0
+        tokens = (llama_cpp.llama_token * len(self._kv_tokens))(*self._kv_tokens)
+        return int(llama_cpp.llama_state_seq_save_file(self._ctx, str(path).encode(), 0, tokens, len(tokens)))
+
+    def load_state(self, path: Path) -> int:
+        """Replace the cache with one saved by `save_state`; returns how many tokens it holds.
+
+        An unreadable or incompatible file leaves an empty cache (0): the next reply reads the chat.
+        """
+        tokens = (llama_cpp.llama_token * self._n_ctx)()
+        count = ctypes.c_size_t(0)
+        read = llama_cpp.llama_state_seq_load_file(
+            self._ctx, str(path).encode(), 0, tokens, self._n_ctx, ctypes.byref(count)
+        )
+        if not read:
+            llama_cpp.llama_memory_clear(self._memory, True)
+            self._kv_tokens = []
+            return 0
+        self._kv_tokens = list(tokens[: count.value])
+        return len(self._kv_tokens)
 
     # -- metadata --------------------------------------------------------------------------------
 

@@ -29,6 +29,9 @@ class GenerationParams:
     repeat_penalty: float = 1.0
     max_tokens: int = 1024
     seed: int | None = None  # None: a new random seed each reply
+    # The chat's context window in tokens; None: the app's setting. Changing it re-creates the
+    # llama.cpp context (the worker does that before the reply), so it is per chat, not per reply.
+    context_length: int | None = None
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def write_reply(
     on_started: Callable[[int], None],
     on_text: Callable[[str], None],
     cancel: threading.Event,
+    on_prompt_progress: Callable[[int, int], None] | None = None,
 ) -> ReplyOutcome:
     """Generate the assistant's next message in `conversation_id` and store it.
 
@@ -89,7 +90,9 @@ def write_reply(
             last_flush = now
 
     try:
-        result = session.generate(turns, params, on_text=on_piece, cancel=cancel)
+        result = session.generate(
+            turns, params, on_text=on_piece, cancel=cancel, on_prompt_progress=on_prompt_progress
+        )
     except LlamaDeskError:
         store.finish_message(reply.id, "".join(parts), MessageStatus.FAILED, None)
         raise

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat_export import to_json, to_markdown
+from app.chat_state import ChatStateCache
 from app.chat_store import ChatMessage, ChatStore, MessageStatus
 from app.context import AppContext
 from app.engine import ModelInfo
@@ -124,8 +125,8 @@ class ChatWindow(QMainWindow):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self._model_picker.setMinimumContentsLength(22)
-        self._sampling_button = QPushButton("Sampling…")
-        self._sampling_button.setToolTip("Temperature, top-p, longest reply… for this chat")
+        self._sampling_button = QPushButton("Chat settings…")
+        self._sampling_button.setToolTip("Temperature, top-p, longest reply, context length… for this chat")
         self._system_button = QPushButton("System prompt…")
         self._system_button.setToolTip("Instructions the model follows in this chat")
         self._context_meter = QProgressBar()
@@ -280,7 +281,12 @@ class ChatWindow(QMainWindow):
         settings = self._context.settings
         self._thread = QThread(self)
         self._thread.setObjectName("chat-worker")
-        self._worker = ChatWorker(self._context.home.chats_db, settings.context_length, settings.threads)
+        self._worker = ChatWorker(
+            self._context.home.chats_db,
+            self._context.home.chat_cache_dir,
+            settings.context_length,
+            settings.threads,
+        )
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self.load_requested.connect(self._worker.load_model)
@@ -289,6 +295,7 @@ class ChatWindow(QMainWindow):
         self._worker.model_loaded.connect(self._on_model_loaded)
         self._worker.model_load_failed.connect(self._on_model_load_failed)
         self._worker.reply_started.connect(self._on_reply_started)
+        self._worker.prompt_progress.connect(self._on_prompt_progress)
         self._worker.text_received.connect(self._on_text_received)
         self._worker.reply_finished.connect(self._on_reply_finished)
         self._worker.reply_failed.connect(self._on_reply_failed)
@@ -586,7 +593,10 @@ class ChatWindow(QMainWindow):
         conversation_id = self._conversation_id
         conversation = self._store.conversation(conversation_id)
         dialog = SamplingDialog(
-            conversation.sampling if conversation and conversation.sampling else self._params, self
+            conversation.sampling if conversation and conversation.sampling else self._params,
+            self,
+            default_context=self._context.settings.context_length,
+            max_context=self._model_info.n_ctx_train if self._model_info else 131072,
         )
         dialog.accepted.connect(lambda: self._store.set_sampling(conversation_id, dialog.params()))
         dialog.setModal(True)
@@ -738,6 +748,15 @@ class ChatWindow(QMainWindow):
             self._messages.append(placeholder)
         self.statusBar().showMessage("Generating…")
 
+    @Slot(int, int)
+    def _on_prompt_progress(self, done: int, total: int) -> None:
+        if done < total:  # only long prompts take more than one step
+            self.statusBar().showMessage(
+                f"Reading the conversation… {100 * done // total}% ({done:,} of {total:,} tokens) — Esc stops"
+            )
+        else:
+            self.statusBar().showMessage("Generating…")
+
     @Slot(str)
     def _on_text_received(self, text: str) -> None:
         self._streaming_text.append(text)
@@ -869,6 +888,7 @@ class ChatWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return False
         self._store.delete_conversation(conversation_id)
+        ChatStateCache(self._context.home.chat_cache_dir).forget(conversation_id)
         self._conversations.reload()
         if conversation_id == self._conversation_id:
             self._conversation_id = None

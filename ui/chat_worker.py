@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app.chat_state import ChatStateCache
 from app.chat_store import ChatStore
 from app.engine import ModelSession
 from app.errors import LlamaDeskError
@@ -33,6 +34,7 @@ class ChatWorker(QObject):
         model_loaded(ModelInfo): the model is ready to chat.
         model_load_failed(str): why loading failed, for the user.
         reply_started(int, int): conversation id and the id of the reply's message row.
+        prompt_progress(int, int): prompt tokens read so far and in all, while a long chat is read.
         text_received(str): new reply text, batched.
         reply_finished(ReplyOutcome): the reply ended (complete or stopped) and is saved.
         reply_failed(str): generation failed; the partial reply is saved as failed.
@@ -41,13 +43,15 @@ class ChatWorker(QObject):
     model_loaded = Signal(object)
     model_load_failed = Signal(str)
     reply_started = Signal(int, int)
+    prompt_progress = Signal(int, int)
     text_received = Signal(str)
     reply_finished = Signal(object)
     reply_failed = Signal(str)
 
-    def __init__(self, chats_db: Path, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(self, chats_db: Path, chat_cache_dir: Path, n_ctx: int, n_threads: int | None) -> None:
         super().__init__()
         self._chats_db = chats_db
+        self._chat_states = ChatStateCache(chat_cache_dir)
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._session: ModelSession | None = None
@@ -84,6 +88,8 @@ class ChatWorker(QObject):
         self._cancel.clear()
         self._pending.clear()
         try:
+            self._apply_context_length(self._session, params.context_length or self._n_ctx)
+            self._chat_states.prepare(self._session, conversation_id)
             outcome = write_reply(
                 self._store,
                 self._session,
@@ -92,6 +98,7 @@ class ChatWorker(QObject):
                 on_started=lambda message_id: self.reply_started.emit(conversation_id, message_id),
                 on_text=self._queue_text,
                 cancel=self._cancel,
+                on_prompt_progress=self.prompt_progress.emit,
             )
         except LlamaDeskError as exc:
             self._flush_text()
@@ -111,6 +118,12 @@ class ChatWorker(QObject):
         thread = QThread.currentThread()
         thread.quit()
 
+    def _apply_context_length(self, session: ModelSession, n_ctx: int) -> None:
+        """Give the session the chat's context size; the cache it holds is saved first."""
+        if min(n_ctx, session.info.n_ctx_train or n_ctx) != session.info.n_ctx:
+            self._chat_states.suspend(session)
+            session.set_context_length(n_ctx)
+
     def _queue_text(self, text: str) -> None:
         self._pending.append(text)
         now = time.monotonic()
@@ -125,5 +138,6 @@ class ChatWorker(QObject):
 
     def _close_session(self) -> None:
         if self._session is not None:
+            self._chat_states.suspend(self._session)
             self._session.close()
             self._session = None

@@ -1,4 +1,5 @@
-"""One chat's sampling settings: temperature, top-p, top-k, min-p, repeat penalty, max tokens, seed."""
+"""One chat's generation settings: sampling (temperature, top-p, top-k, min-p, repeat penalty, max
+tokens, seed) and the context length."""
 
 from __future__ import annotations
 
@@ -19,9 +20,18 @@ _RANDOM_SEED = -1  # the spin box's "random" entry
 
 
 class SamplingDialog(QDialog):
-    def __init__(self, params: GenerationParams, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        params: GenerationParams,
+        parent: QWidget | None = None,
+        *,
+        default_context: int = 4096,
+        max_context: int = 131072,
+    ) -> None:
+        """`default_context` is the app's setting (used when the chat sets none); `max_context` the
+        longest the loaded model was trained for."""
         super().__init__(parent)
-        self.setWindowTitle("Sampling for this chat")
+        self.setWindowTitle("Settings for this chat")
         self.temperature = _double(0.0, 2.0, 0.05, params.temperature)
         self.top_p = _double(0.0, 1.0, 0.01, params.top_p)
         self.top_k = _int(0, 500, params.top_k)
@@ -31,6 +41,14 @@ class SamplingDialog(QDialog):
         self.seed = _int(_RANDOM_SEED, 2**31 - 1, _RANDOM_SEED if params.seed is None else params.seed)
         self.seed.setSpecialValueText("random")
         self.top_k.setSpecialValueText("off")
+        self._default_context = default_context
+        self.context_length = _int(0, max(max_context, 256), params.context_length or 0)
+        self.context_length.setSingleStep(1024)
+        self.context_length.setSpecialValueText(f"app setting ({min(default_context, max_context):,})")
+        self.context_length.setToolTip(
+            "How many tokens of the chat the model can see at once. Longer needs more memory;"
+            f" the model was trained for up to {max_context:,}."
+        )
         form = QFormLayout()
         form.addRow("Temperature (0 = always the likeliest word)", self.temperature)
         form.addRow("Top-p", self.top_p)
@@ -39,6 +57,7 @@ class SamplingDialog(QDialog):
         form.addRow("Repeat penalty (1 = off)", self.repeat_penalty)
         form.addRow("Longest reply (tokens)", self.max_tokens)
         form.addRow("Seed (for repeatable replies)", self.seed)
+        form.addRow("Context length (tokens)", self.context_length)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok
             | QDialogButtonBox.StandardButton.Cancel
@@ -61,6 +80,7 @@ class SamplingDialog(QDialog):
         self.repeat_penalty.setValue(params.repeat_penalty)
         self.max_tokens.setValue(params.max_tokens)
         self.seed.setValue(_RANDOM_SEED if params.seed is None else params.seed)
+        self.context_length.setValue(params.context_length or 0)
 
     def params(self) -> GenerationParams:
         seed = self.seed.value()
@@ -72,6 +92,7 @@ class SamplingDialog(QDialog):
             repeat_penalty=self.repeat_penalty.value(),
             max_tokens=self.max_tokens.value(),
             seed=None if seed == _RANDOM_SEED else seed,
+            context_length=self.context_length.value() or None,
         )
 
 

@@ -1,0 +1,69 @@
+"""Per-chat context length, and progress while a long prompt is read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from app.chat_store import ChatStore
+from app.context import AppContext
+from app.data_home import DataHome
+from app.generation import GenerationParams
+from tests.ui.test_chat_window import LOAD_TIMEOUT_MS, make_window, send, wait_for_reply
+from ui.chat_window import ChatWindow
+
+
+@pytest.fixture
+def context(data_home: DataHome) -> Iterator[AppContext]:
+    ctx = AppContext.open(data_home)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def window(qtbot: QtBot, context: AppContext) -> Iterator[ChatWindow]:
+    win = make_window(qtbot, context)
+    qtbot.waitUntil(lambda: win.model_info is not None, timeout=LOAD_TIMEOUT_MS)
+    yield win
+    win.shutdown()
+
+
+def test_each_chat_keeps_its_own_context_length(
+    qtbot: QtBot, window: ChatWindow, data_home: DataHome
+) -> None:
+    store = ChatStore(data_home.chats_db)
+    small_chat = window.current_conversation_id
+    assert small_chat is not None
+    store.set_sampling(small_chat, GenerationParams(max_tokens=4, context_length=1024))
+    send(qtbot, window, "Hi")
+    wait_for_reply(qtbot, window)
+    assert window.context_meter.maximum() == 1024
+
+    window.new_conversation()
+    window.generation_params = GenerationParams(max_tokens=4)
+    send(qtbot, window, "Hello")
+    wait_for_reply(qtbot, window)
+    assert window.context_meter.maximum() == window.model_info.n_ctx  # the app's setting again
+    assert window.context_meter.maximum() != 1024
+
+    dialog = window.edit_sampling()
+    assert dialog is not None
+    dialog.context_length.setValue(1536)
+    dialog.accept()
+    conversation = store.conversation(window.current_conversation_id or -1)
+    assert conversation is not None and conversation.sampling is not None
+    assert conversation.sampling.context_length == 1536
+
+
+def test_a_long_prompt_shows_reading_progress(qtbot: QtBot, window: ChatWindow) -> None:
+    window.generation_params = GenerationParams(max_tokens=2)
+    long_text = " ".join(f"note{i}" for i in range(400))
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    send(qtbot, window, long_text)
+    wait_for_reply(qtbot, window)
+    reading = [m for m in messages if m.startswith("Reading the conversation…")]
+    assert reading, messages
+    assert "% (512 of " in reading[0]
