@@ -36,6 +36,9 @@ class AppContext:
             TokenStore(),
         )
 
+    def save_settings(self) -> None:
+        self.settings.save(self.home.settings_file)
+
     def close(self) -> None:
         self.jobs.close()
         self.licenses.close()

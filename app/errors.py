@@ -67,6 +67,10 @@ class MessageNotFoundError(LlamaDeskError, LookupError):
         self.message_id = message_id
 
 
+class PresetNameError(LlamaDeskError, ValueError):
+    exit_code = 2
+
+
 class ModelAlreadyInLibraryError(LlamaDeskError, ValueError):
     exit_code = 8
 

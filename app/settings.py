@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ class Settings:
     context_length: int = 4096
     #: CPU threads for generation; None lets the app pick the number of physical cores.
     threads: int | None = None
+    #: System prompts the user saved by name (app/prompt_presets.py adds the built-in ones).
+    system_prompt_presets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Settings:

@@ -46,6 +46,7 @@ from ui.message_input import MessageInput
 from ui.message_model import BRANCH_ROLE, MessageAction, MessageListModel
 from ui.model_manager import ModelManagerWindow
 from ui.sampling_dialog import SamplingDialog
+from ui.system_prompt_dialog import SystemPromptDialog
 
 log = logging.getLogger("ui.chat")
 
@@ -604,18 +605,20 @@ class ChatWindow(QMainWindow):
         return dialog
 
     @Slot()
-    def edit_system_prompt(self) -> None:
+    def edit_system_prompt(self) -> SystemPromptDialog | None:
+        """Open this chat's system prompt, with presets; saved when the dialog is accepted."""
         if self._conversation_id is None:
-            return
-        conversation = self._store.conversation(self._conversation_id)
-        text, accepted = QInputDialog.getMultiLineText(
-            self,
-            "System prompt",
-            "Instructions the model follows in this chat (kept even when old messages no longer fit):",
-            (conversation.system_prompt if conversation else None) or "",
+            return None
+        conversation_id = self._conversation_id
+        conversation = self._store.conversation(conversation_id)
+        dialog = SystemPromptDialog(
+            (conversation.system_prompt if conversation else None) or "", self._context.settings, self
         )
-        if accepted:
-            self._store.set_system_prompt(self._conversation_id, text)
+        dialog.presets_changed.connect(self._context.save_settings)
+        dialog.accepted.connect(lambda: self._store.set_system_prompt(conversation_id, dialog.text()))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def _show_context_use(self, used: int, n_ctx: int) -> None:
         self._context_meter.setRange(0, n_ctx)

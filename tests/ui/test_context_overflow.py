@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog
 from pytestqt.qtbot import QtBot
 
 from app.chat_store import ChatStore, MessageStatus
@@ -44,10 +43,10 @@ def test_overflow_shows_a_marker_keeps_the_system_prompt_and_goes_on(
     try:
         qtbot.waitUntil(lambda: window.model_info is not None, timeout=TIMEOUT_MS)
         assert window.model_info is not None and window.model_info.n_ctx == 256
-        monkeypatch.setattr(
-            QInputDialog, "getMultiLineText", lambda *_a, **_k: ("Answer in one sentence.", True)
-        )
-        window.edit_system_prompt()
+        dialog = window.edit_system_prompt()
+        assert dialog is not None
+        dialog.editor.setPlainText("Answer in one sentence.")
+        dialog.accept()
         window.generation_params = GenerationParams(temperature=0.0, max_tokens=40)
         window.input_box.setPlainText("And one about rivers?")
         qtbot.keyClick(window.input_box, Qt.Key.Key_Return)
