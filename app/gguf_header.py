@@ -116,6 +116,8 @@ def shard_paths(first: Path) -> list[Path]:
     """
     paths = split_model_paths(first)
     count = len(paths)
+    if not first.is_file():
+        raise ModelFileNotFoundError(first)
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise DamagedGGUFError(

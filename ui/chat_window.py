@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread, QTimer, Signal, Slot
@@ -55,16 +56,28 @@ _WORKER_SHUTDOWN_TIMEOUT_MS = 30_000
 
 class ChatWindow(QMainWindow):
     """Signals (commands to the worker thread, delivered queued):
-    load_requested(str, str): load the model at this path, under this name ("" for the file's own).
+    load_requested(str, str, bool): load the model at this path, under this name ("" for the file's
+        own); True: the user said to load it even though it may not fit in memory.
     reply_requested(int, GenerationParams): write the next reply in this conversation.
     shutdown_requested(): free the model and end the worker thread.
     """
 
-    load_requested = Signal(str, str)
+    load_requested = Signal(str, str, bool)
     reply_requested = Signal(int, object)
     shutdown_requested = Signal()
+    #: Events for whoever keeps the app's windows: another window is wanted; this one has closed.
+    new_window_requested = Signal()
+    closed = Signal()
 
-    def __init__(self, context: AppContext, model_path: Path | None, model_name: str | None = None) -> None:
+    def __init__(
+        self,
+        context: AppContext,
+        model_path: Path | None,
+        model_name: str | None = None,
+        *,
+        new_chat: bool = False,
+    ) -> None:
+        """`new_chat`: start on a new chat rather than the most recent one (a second window)."""
         super().__init__()
         self._context = context
         self._store = ChatStore(context.home.chats_db)
@@ -88,7 +101,7 @@ class ChatWindow(QMainWindow):
         self._build_widgets()
         self._build_actions()
         self._start_worker()
-        self._open_initial_conversation()
+        self._open_initial_conversation(new_chat)
         self._fill_model_picker()
         self._load_model()
 
@@ -159,8 +172,13 @@ class ChatWindow(QMainWindow):
             "#errorBanner { background: #fdecea; border: 1px solid #e0b4b4; border-radius: 6px; }"
             "#errorBanner QLabel { color: #8a1f11; }"
         )
+        self._banner_button = QPushButton()
+        self._banner_button.hide()
+        self._banner_action: Callable[[], None] | None = None
+        self._banner_button.clicked.connect(self._on_banner_button)
         banner_layout = QHBoxLayout(self._error_banner)
         banner_layout.addWidget(self._error_label, 1)
+        banner_layout.addWidget(self._banner_button, 0, Qt.AlignmentFlag.AlignTop)
         banner_layout.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
         self._error_banner.hide()
 
@@ -248,6 +266,9 @@ class ChatWindow(QMainWindow):
             return act
 
         self._new_action = action("New chat", QKeySequence.StandardKey.New, self.new_conversation, self)
+        self._new_window_action = action(
+            "New window", "Ctrl+Shift+N", lambda: self.new_window_requested.emit(), self
+        )
         self._stop_action = action("Stop reply", "Esc", self.stop_reply, self)
         self._rename_action = action("Rename…", "F2", self._rename_current, self._conversation_view)
         self._delete_action = action(
@@ -275,7 +296,7 @@ class ChatWindow(QMainWindow):
                 lambda _checked=False, a=message_action: self._act_on_current_message(a),
                 self._message_view,
             )
-        for act in (self._new_action, self._stop_action, self._regenerate_action):
+        for act in (self._new_action, self._new_window_action, self._stop_action, self._regenerate_action):
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
     def _start_worker(self) -> None:
@@ -287,6 +308,7 @@ class ChatWindow(QMainWindow):
             self._context.home.chat_cache_dir,
             settings.context_length,
             settings.threads,
+            self._context.library.usage,
         )
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -295,6 +317,7 @@ class ChatWindow(QMainWindow):
         self.shutdown_requested.connect(self._worker.shutdown)
         self._worker.model_loaded.connect(self._on_model_loaded)
         self._worker.model_load_failed.connect(self._on_model_load_failed)
+        self._worker.model_load_needs_confirmation.connect(self._on_model_load_needs_confirmation)
         self._worker.reply_started.connect(self._on_reply_started)
         self._worker.prompt_progress.connect(self._on_prompt_progress)
         self._worker.text_received.connect(self._on_text_received)
@@ -302,8 +325,8 @@ class ChatWindow(QMainWindow):
         self._worker.reply_failed.connect(self._on_reply_failed)
         self._thread.start()
 
-    def _open_initial_conversation(self) -> None:
-        if self._conversations.rowCount() == 0:
+    def _open_initial_conversation(self, new_chat: bool) -> None:
+        if new_chat or self._conversations.rowCount() == 0:
             self._store.create_conversation()
             self._conversations.reload()
         self.select_conversation(self._conversations.conversation_id(0))
@@ -321,8 +344,18 @@ class ChatWindow(QMainWindow):
         # Counted as in use from the request on, so the file cannot be deleted while it loads.
         self._loaded_path = self._model_path.resolve()
         self._context.library.usage.acquire(self._loaded_path)
-        self.load_requested.emit(str(self._model_path), self._model_name or "")
+        self.load_requested.emit(str(self._model_path), self._model_name or "", False)
         self._update_controls()
+
+    @Slot()
+    def load_anyway(self) -> None:
+        """The user read the memory warning and wants the model loaded regardless."""
+        if self._model_path is None or self._loaded_path is None:
+            return
+        self._hide_error()
+        self._model_label.setText("Loading…")
+        self.statusBar().showMessage("Loading model…")
+        self.load_requested.emit(str(self._model_path), self._model_name or "", True)
 
     # -- public actions --------------------------------------------------------------------------
 
@@ -413,6 +446,7 @@ class ChatWindow(QMainWindow):
         self.statusBar().showMessage("Thinking…")
         conversation = self._store.conversation(conversation_id)
         params = conversation.sampling if conversation and conversation.sampling else self._params
+        self._worker.expect_request()
         self.reply_requested.emit(conversation_id, params)
 
     # -- acting on one message -------------------------------------------------------------------
@@ -638,9 +672,23 @@ class ChatWindow(QMainWindow):
     def message_view(self) -> QListView:
         return self._message_view
 
-    def show_error(self, text: str) -> None:
+    def show_error(self, text: str, action: tuple[str, Callable[[], None]] | None = None) -> None:
+        """Show `text` above the chat, with a button for `action` (label, what it does) if given."""
         self._error_label.setText(text)
+        self._banner_action = action[1] if action else None
+        if action is not None:
+            self._banner_button.setText(action[0])
+        self._banner_button.setVisible(action is not None)
         self._error_banner.show()
+
+    @Slot()
+    def _on_banner_button(self) -> None:
+        if self._banner_action is not None:
+            self._banner_action()
+
+    @property
+    def banner_button(self) -> QPushButton:
+        return self._banner_button
 
     def error_text(self) -> str:
         return self._error_label.text() if self._error_banner.isVisibleTo(self) else ""
@@ -708,6 +756,8 @@ class ChatWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         if self._loaded_path is None or info.path.resolve() != self._loaded_path:
             return  # a load the user has since replaced by another
         self._model_info = info
@@ -726,7 +776,17 @@ class ChatWindow(QMainWindow):
         self._input.setFocus()
 
     @Slot(str)
+    def _on_model_load_needs_confirmation(self, message: str) -> None:
+        if self._closed:
+            return  # queued before the window shut down
+        self._model_label.setText("not loaded")
+        self.statusBar().clearMessage()
+        self.show_error(message, action=("Load anyway", self.load_anyway))
+
+    @Slot(str)
     def _on_model_load_failed(self, message: str) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         self._release_model()
         self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
@@ -735,6 +795,8 @@ class ChatWindow(QMainWindow):
 
     @Slot(int, int)
     def _on_reply_started(self, conversation_id: int, message_id: int) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         self._streaming_message = message_id
         if conversation_id == self._conversation_id:
             model_name = self._model_info.name if self._model_info else None
@@ -753,6 +815,8 @@ class ChatWindow(QMainWindow):
 
     @Slot(int, int)
     def _on_prompt_progress(self, done: int, total: int) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         if done < total:  # only long prompts take more than one step
             self.statusBar().showMessage(
                 f"Reading the conversation… {100 * done // total}% ({done:,} of {total:,} tokens) — Esc stops"
@@ -762,12 +826,16 @@ class ChatWindow(QMainWindow):
 
     @Slot(str)
     def _on_text_received(self, text: str) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         self._streaming_text.append(text)
         if self._streaming_message is not None and self._streaming_conversation == self._conversation_id:
             self._messages.append_text(self._streaming_message, text)
 
     @Slot(object)
     def _on_reply_finished(self, outcome: ReplyOutcome) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         self._messages.finish(outcome.message_id, outcome.text, outcome.status, outcome.stats)
         if outcome.conversation_id == self._conversation_id:
             self._messages.set_context_start(outcome.context_start_id)
@@ -783,6 +851,8 @@ class ChatWindow(QMainWindow):
 
     @Slot(str)
     def _on_reply_failed(self, message: str) -> None:
+        if self._closed:
+            return  # queued before the window shut down
         self.show_error(message)
         conversation_id = self._streaming_conversation
         self._end_streaming()
@@ -1009,3 +1079,4 @@ class ChatWindow(QMainWindow):
             log.error("chat worker did not stop within %d ms", _WORKER_SHUTDOWN_TIMEOUT_MS)
         self._release_model()
         self._store.close()
+        self.closed.emit()

@@ -18,7 +18,11 @@ from app.chat_state import ChatStateCache
 from app.chat_store import ChatStore
 from app.engine import ModelSession
 from app.errors import LlamaDeskError
+from app.fit import estimate_memory
 from app.generation import GenerationParams
+from app.hardware import probe_hardware
+from app.model_report import inspect_model
+from app.model_usage import LoadedModel, ModelUsage, memory_warning
 from app.reply import write_reply
 
 log = logging.getLogger("ui.worker")
@@ -33,6 +37,8 @@ class ChatWorker(QObject):
     Signals:
         model_loaded(ModelInfo): the model is ready to chat.
         model_load_failed(str): why loading failed, for the user.
+        model_load_needs_confirmation(str): the model would not fit in RAM beside the other open
+            chats' models; the message says so. Nothing was loaded; ask again with `confirmed`.
         reply_started(int, int): conversation id and the id of the reply's message row.
         prompt_progress(int, int): prompt tokens read so far and in all, while a long chat is read.
         text_received(str): new reply text, batched.
@@ -42,14 +48,23 @@ class ChatWorker(QObject):
 
     model_loaded = Signal(object)
     model_load_failed = Signal(str)
+    model_load_needs_confirmation = Signal(str)
     reply_started = Signal(int, int)
     prompt_progress = Signal(int, int)
     text_received = Signal(str)
     reply_finished = Signal(object)
     reply_failed = Signal(str)
 
-    def __init__(self, chats_db: Path, chat_cache_dir: Path, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(
+        self,
+        chats_db: Path,
+        chat_cache_dir: Path,
+        n_ctx: int,
+        n_threads: int | None,
+        usage: ModelUsage,
+    ) -> None:
         super().__init__()
+        self._usage = usage
         self._chats_db = chats_db
         self._chat_states = ChatStateCache(chat_cache_dir)
         self._n_ctx = n_ctx
@@ -64,11 +79,28 @@ class ChatWorker(QObject):
         """Stop the current reply before its next token. Safe to call from any thread."""
         self._cancel.set()
 
-    @Slot(str, str)
-    def load_model(self, path: str, name: str) -> None:
-        """Load the model at `path`; `name` is its library name ("" for none)."""
+    def expect_request(self) -> None:
+        """Forget an old Stop. Called by the GUI thread just before it asks for a reply, so that a
+        Stop pressed before the worker picks the request up still counts."""
+        self._cancel.clear()
+
+    @Slot(str, str, bool)
+    def load_model(self, path: str, name: str, confirmed: bool = False) -> None:
+        """Load the model at `path`; `name` is its library name ("" for none).
+
+        Unless `confirmed`, first check that it fits in RAM beside the models of the other open
+        chats, and ask (`model_load_needs_confirmation`) when it does not.
+        """
         self._close_session()
         try:
+            needs = LoadedModel.estimate(Path(path), estimate_memory(inspect_model(Path(path)), self._n_ctx))
+            if not confirmed:
+                others = self._usage.loaded_by_others(id(self))
+                warning = memory_warning(needs, others, probe_hardware().ram_total)
+                if warning is not None:
+                    log.info("asking before loading %s: %s", path, warning)
+                    self.model_load_needs_confirmation.emit(warning)
+                    return
             self._session = ModelSession(
                 Path(path), name=name or None, n_ctx=self._n_ctx, n_threads=self._n_threads
             )
@@ -76,6 +108,7 @@ class ChatWorker(QObject):
             log.warning("model load failed: %s", exc)
             self.model_load_failed.emit(str(exc))
             return
+        self._usage.record_loaded(id(self), needs)
         self.model_loaded.emit(self._session.info)
 
     @Slot(int, object)
@@ -85,7 +118,6 @@ class ChatWorker(QObject):
             return
         if self._store is None:
             self._store = ChatStore(self._chats_db)  # created here: connections belong to their thread
-        self._cancel.clear()
         self._pending.clear()
         try:
             self._apply_context_length(self._session, params.context_length or self._n_ctx)
@@ -137,6 +169,7 @@ class ChatWorker(QObject):
             self._pending.clear()
 
     def _close_session(self) -> None:
+        self._usage.forget_loaded(id(self))
         if self._session is not None:
             self._chat_states.suspend(self._session)
             self._session.close()

@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 from types import TracebackType
 
+from PySide6.QtCore import QObject, QPoint, QTimer, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -39,12 +40,53 @@ def create_application() -> QApplication:
     return app
 
 
-def open_chat_window(context: AppContext, model_path: Path | None) -> ChatWindow:
+def open_chat_window(context: AppContext, model_path: Path | None, *, new_chat: bool = False) -> ChatWindow:
     """The window for `model_path`, or for the library's default model when None."""
     if model_path is not None:
-        return ChatWindow(context, model_path, context.library_name_of(model_path))
+        return ChatWindow(context, model_path, context.library_name_of(model_path), new_chat=new_chat)
     default = context.default_model()
-    return ChatWindow(context, default.path if default else None, default.name if default else None)
+    return ChatWindow(
+        context, default.path if default else None, default.name if default else None, new_chat=new_chat
+    )
+
+
+class ChatWindows(QObject):
+    """The chat windows of this process. Each has its own model on its own worker thread; the
+    app's memory check (app/model_usage.py) sees all of them through the library's usage."""
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self._context = context
+        self._windows: list[ChatWindow] = []
+
+    @property
+    def windows(self) -> list[ChatWindow]:
+        return list(self._windows)
+
+    def open(self, model_path: Path | None = None) -> ChatWindow:
+        # A second window starts on a chat of its own, not on the one the first window shows.
+        window = open_chat_window(self._context, model_path, new_chat=bool(self._windows))
+        window.new_window_requested.connect(self._open_next_to)
+        window.closed.connect(lambda: self._forget(window))
+        self._windows.append(window)
+        window.show()
+        return window
+
+    @Slot()
+    def _open_next_to(self) -> None:
+        sender = self.sender()
+        window = self.open()
+        if isinstance(sender, ChatWindow):
+            window.move(sender.pos() + QPoint(40, 40))
+
+    def _forget(self, window: ChatWindow) -> None:
+        # Later, not now: this runs inside the window's own close event.
+        QTimer.singleShot(0, lambda: self._windows.remove(window) if window in self._windows else None)
+
+    def shutdown_all(self) -> None:
+        for window in list(self._windows):
+            window.shutdown()
+            window.close()
 
 
 def run_gui(model_path: Path | None = None, *, verbose: bool = False) -> int:
@@ -55,9 +97,9 @@ def run_gui(model_path: Path | None = None, *, verbose: bool = False) -> int:
     context = AppContext.open(home)
     with closing(ChatStore(home.chats_db)) as store:
         store.recover_interrupted()  # before any window starts a reply of its own
-    window = open_chat_window(context, model_path)
-    window.show()
+    windows = ChatWindows(context)
+    windows.open(model_path)
     status = app.exec()
-    window.shutdown()
+    windows.shutdown_all()
     context.close()
     return status
