@@ -1,14 +1,16 @@
-"""`llama-desk models ...`: list, import, remove and inspect the models in the library."""
+"""`llama-desk models ...`: list, import, convert, remove and inspect the models in the library."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.context import AppContext
+from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES, ConversionProgress, Stage
 from app.data_home import DataHome
 from app.errors import LlamaDeskError, ModelNotInLibraryError
 from app.fit import estimate_memory, judge_fit
@@ -58,6 +60,19 @@ def add_models_commands(
     inspecting.add_argument("--json", action="store_true", help="print JSON, with every tensor")
     inspecting.add_argument("--tensors", action="store_true", help="list every tensor")
     inspecting.set_defaults(handler=_cmd_inspect)
+
+    converting = sub.add_parser(
+        "convert", help="turn an original Llama checkpoint folder (Meta .pth or HF safetensors) into a GGUF"
+    )
+    converting.add_argument("folder", type=Path, metavar="DIR")
+    converting.add_argument(
+        "--quant", default=DEFAULT_QUANT, choices=OUTPUT_TYPES, help=f"output type (default {DEFAULT_QUANT})"
+    )
+    converting.add_argument("--name", help="the name to show (default: the folder's name)")
+    chat = converting.add_mutually_exclusive_group()
+    chat.add_argument("--instruct", dest="instruct", action="store_true", default=None, help="a chat model")
+    chat.add_argument("--base", dest="instruct", action="store_false", help="a base (pre-trained) model")
+    converting.set_defaults(handler=_cmd_convert)
     return sub
 
 
@@ -167,6 +182,45 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             shape = " x ".join(str(d) for d in t.shape)
             print(f"  {t.name:<32} | size {shape:<16} | type {t.type_name:<6} | {format_bytes(t.n_bytes)}")
     return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from app.convert.into_library import convert_into_library  # numpy work: only when converting
+
+    context = _open_context()
+    try:
+        model = convert_into_library(
+            context.library,
+            args.folder,
+            args.quant,
+            name=args.name,
+            instruct=args.instruct,
+            progress=_stage_printer(),
+        )
+    finally:
+        _end_progress()
+        context.close()
+    size = format_bytes(model.size_bytes)
+    print(f"Converted {args.folder} into the library as #{model.id} {model.name} ({size}).")
+    return 0
+
+
+def _stage_printer() -> Callable[[ConversionProgress], None] | None:
+    show = _progress_printer()
+    if show is None:
+        return None
+    last_stage: list[Stage] = []
+
+    def report(progress: ConversionProgress) -> None:
+        if not last_stage or last_stage[0] is not progress.stage:
+            if last_stage:
+                _end_progress()
+            last_stage[:] = [progress.stage]
+            title = "Checking the result" if progress.stage is Stage.DONE else progress.stage.value
+            sys.stderr.write(f"{title}\n")
+        show(progress.done, progress.total)
+
+    return report
 
 
 def _resolve_model(ref: str) -> Path:

@@ -233,3 +233,128 @@ class ChatImportError(LlamaDeskError, ValueError):
 
 class EngineBusyError(LlamaDeskError, RuntimeError):
     """A second generation was requested on a session that is still generating (a bug in the caller)."""
+
+
+class MetaLinkError(LlamaDeskError, ValueError):
+    """A pasted Meta download link that cannot work as it is (wrong host, cut off, damaged)."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"This is not a usable Meta download link: {problem}.")
+        self.problem = problem
+
+
+class MetaLinkExpiredError(LlamaDeskError, PermissionError):
+    """Meta's CDN refused the link (403): it expired (24 h) or its downloads are used up."""
+
+    exit_code = 11
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"The Meta download link has expired or has been used up ({detail}). Request a new link at "
+            "https://www.llama.com/llama-downloads/, paste it, and the download resumes where it stopped; "
+            "the files already downloaded are kept."
+        )
+
+
+class MetaServerError(LlamaDeskError, ConnectionError):
+    """Meta's download server kept failing (5xx, dropped connections) or could not be reached."""
+
+    exit_code = 14
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Meta's download server did not deliver ({detail}). Check the network connection, then resume: "
+            "the bytes already downloaded are kept."
+        )
+
+
+class MetaChecksumMismatchError(LlamaDeskError, ValueError):
+    exit_code = 13
+
+    def __init__(self, filename: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{filename} arrived damaged: its md5 is {actual[:12]}…, its checklist says {expected[:12]}…. "
+            "The file was discarded; resume the download to fetch it again."
+        )
+        self.filename = filename
+
+
+class UnsupportedCheckpointError(LlamaDeskError, ValueError):
+    """A folder offered for conversion is not a Llama checkpoint this converter reads."""
+
+    exit_code = 4
+
+    def __init__(self, folder: Path, problem: str) -> None:
+        super().__init__(
+            f"Cannot convert {folder}: {problem}. Llama Desk converts Meta Llama 2/3 checkpoints "
+            "(params.json + consolidated.NN.pth) and Hugging Face Llama safetensors (config.json + "
+            "model*.safetensors)."
+        )
+        self.folder = folder
+        self.problem = problem
+
+
+class ForbiddenPickleError(LlamaDeskError, ValueError):
+    """A checkpoint's pickle asked for something a state dict never needs; nothing of it was run."""
+
+    exit_code = 4
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"The checkpoint's data.pkl contains {what}, which a weights file never needs; it was refused "
+            "without running any of it. Download the checkpoint again from its official source."
+        )
+        self.what = what
+
+
+class CheckpointFileMissingError(LlamaDeskError, FileNotFoundError):
+    exit_code = 3
+
+    def __init__(self, path: Path, hint: str) -> None:
+        super().__init__(f"{path} is missing: {hint}")
+        self.path = path
+
+
+class QuantizeError(LlamaDeskError, RuntimeError):
+    exit_code = 5
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"llama.cpp could not quantize the model ({detail}). Try another quantization, or F16; "
+            "the log file has llama.cpp's own message."
+        )
+
+
+class ConversionDiskSpaceError(NotEnoughDiskError):
+    """Conversion needs room for the intermediate file and the quantized one at the same time."""
+
+    def __init__(self, folder: str, needed: int, free: int) -> None:
+        OSError.__init__(
+            self,
+            f"Not enough free disk space in {folder}: converting needs {needed / 2**30:.1f} GiB "
+            f"(an intermediate file plus the result), {free / 2**30:.1f} GiB are free. Free some space, "
+            "or pick a smaller quantization, then convert again.",
+        )
+
+
+class TokenizerFileError(LlamaDeskError, ValueError):
+    """A checkpoint's tokenizer file is damaged, or of a kind the converter does not read."""
+
+    exit_code = 4
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"Cannot convert the tokenizer {path}: {problem}. Download the model's files again; Llama Desk "
+            "reads SentencePiece (Llama 2), tiktoken (Llama 3) and Hugging Face Llama tokenizer.json files."
+        )
+        self.path = path
+        self.problem = problem
+
+
+class UnknownMetaModelError(LlamaDeskError, LookupError):
+    exit_code = 2
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"No Meta model {name!r}; choose one of: {', '.join(known)}.")

@@ -1,0 +1,71 @@
+"""Convert a checkpoint folder straight into the model library (what the CLI and the GUI run)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from app.convert.pipeline import (
+    DEFAULT_QUANT,
+    ConversionProgress,
+    ProgressCallback,
+    Stage,
+    convert_checkpoint,
+)
+from app.file_ops import sha256_files
+from app.library import LibraryModel, ModelLibrary
+
+log = logging.getLogger("convert")
+
+
+def convert_into_library(
+    library: ModelLibrary,
+    src_dir: Path,
+    quant: str = DEFAULT_QUANT,
+    *,
+    name: str | None = None,
+    source: str = "converted",
+    origin: str | None = None,
+    license_id: str | None = None,
+    instruct: bool | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> LibraryModel:
+    """Convert `src_dir` into a GGUF the library owns (deleting the model deletes the file).
+
+    The file gets a free name in the library folder; its sha256 is recorded (progress stage DONE
+    counts the hashing). On any failure or cancel the library and its folder are as before.
+    """
+    folder = src_dir.resolve()
+    display = name or (folder.parent.name if folder.name == "original" else folder.name)
+    library.models_dir.mkdir(parents=True, exist_ok=True)
+    target = _free_path(library.models_dir, f"{display}-{quant}.gguf")
+    convert_checkpoint(folder, target, quant, progress, cancel, instruct=instruct, name=display)
+    try:
+        [digest] = sha256_files(
+            [target],
+            (lambda done, total: progress(ConversionProgress(Stage.DONE, done, total))) if progress else None,
+            cancel,
+        )
+        model = library.add_owned(
+            target,
+            source=source,
+            origin=origin or f"converted from {folder}",
+            sha256=digest,
+            license_id=license_id,
+        )
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    log.info("added %s to the library as #%d", target.name, model.id)
+    return model
+
+
+def _free_path(folder: Path, file_name: str) -> Path:
+    stem = file_name.removesuffix(".gguf")
+    for attempt in range(1, 1000):
+        candidate = folder / (f"{stem}.gguf" if attempt == 1 else f"{stem}-{attempt}.gguf")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"no free file name in {folder} for {file_name}")
