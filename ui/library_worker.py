@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.convert.pipeline import ConversionProgress, Stage
 from app.errors import LlamaDeskError
 from app.library import ModelLibrary
 from app.model_report import inspect_model
@@ -25,6 +26,8 @@ class LibraryWorker(QObject):
     import_progress(int, int): bytes done and total of the current import.
     import_finished(LibraryModel): the model is in the library.
     import_failed(str): why not, for the user (cancelled imports say so too).
+    conversion_progress(str, int, int): the stage of a checkpoint conversion, its done and total;
+        a conversion then ends with import_finished or import_failed like an import.
     """
 
     report_ready = Signal(int, object)
@@ -32,6 +35,7 @@ class LibraryWorker(QObject):
     import_progress = Signal(int, int)
     import_finished = Signal(object)
     import_failed = Signal(str)
+    conversion_progress = Signal(str, int, int)
 
     def __init__(self, library: ModelLibrary) -> None:
         super().__init__()
@@ -66,6 +70,32 @@ class LibraryWorker(QObject):
             self.import_failed.emit(f"Could not import {path}: {exc.strerror or exc}")
             return
         self.import_finished.emit(model)
+
+    @Slot(str, str)
+    def convert_folder(self, folder: str, quant: str) -> None:
+        """Convert a Meta or Hugging Face checkpoint folder into a library model."""
+        from app.convert.into_library import convert_into_library  # numpy-heavy: load on first use
+
+        self._cancel.clear()
+        try:
+            model = convert_into_library(
+                self._library, Path(folder), quant, progress=self._report_conversion, cancel=self._cancel
+            )
+        except LlamaDeskError as exc:
+            log.info("conversion of %s failed: %s", folder, exc)
+            self.import_failed.emit(str(exc))
+            return
+        except OSError as exc:
+            self.import_failed.emit(f"Could not convert {folder}: {exc.strerror or exc}")
+            return
+        self.import_finished.emit(model)
+
+    def _report_conversion(self, progress: ConversionProgress) -> None:
+        now = time.monotonic()
+        if progress.done == progress.total or now - self._last_progress >= _PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            stage = "Checking the result" if progress.stage is Stage.DONE else progress.stage.value
+            self.conversion_progress.emit(stage, progress.done, progress.total)
 
     def _report(self, done: int, total: int) -> None:
         now = time.monotonic()

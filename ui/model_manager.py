@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.catalog import load_catalog
 from app.context import AppContext
+from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
 from app.download_jobs import JobState
 from app.errors import LlamaDeskError
 from app.fit import estimate_memory, judge_fit
@@ -57,6 +59,7 @@ class ModelManagerWindow(QMainWindow):
     chat_requested = Signal(object)
     library_changed = Signal()
     import_requested = Signal(str, bool)
+    convert_requested = Signal(str, str)
     reports_requested = Signal(object)
     run_job_requested = Signal(int)
     access_check_requested = Signal(str)
@@ -89,6 +92,12 @@ class ModelManagerWindow(QMainWindow):
         self.table.doubleClicked.connect(lambda _index: self.show_details())
 
         self.import_button = QPushButton("Import…")
+        self.convert_button = QPushButton("Convert checkpoint…")
+        self.convert_button.setToolTip(
+            "Turn an original Llama checkpoint folder (Meta's consolidated.*.pth, or Hugging Face"
+            " safetensors) into a quantized GGUF, without PyTorch"
+        )
+        self.convert_button.clicked.connect(self._choose_checkpoint)
         self.details_button = QPushButton("Details…")
         self.delete_button = QPushButton("Delete…")
         self.chat_button = QPushButton("Chat with this model")
@@ -97,7 +106,13 @@ class ModelManagerWindow(QMainWindow):
         self.delete_button.clicked.connect(self.delete_selected)
         self.chat_button.clicked.connect(self._chat_with_selected)
         buttons = QHBoxLayout()
-        for button in (self.import_button, self.details_button, self.delete_button, self.chat_button):
+        for button in (
+            self.import_button,
+            self.convert_button,
+            self.details_button,
+            self.delete_button,
+            self.chat_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
 
@@ -148,6 +163,8 @@ class ModelManagerWindow(QMainWindow):
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self.import_requested.connect(self._worker.import_model)
+        self.convert_requested.connect(self._worker.convert_folder)
+        self._worker.conversion_progress.connect(self._on_conversion_progress)
         self.reports_requested.connect(self._worker.read_reports)
         self._worker.report_ready.connect(self._on_report_ready)
         self._worker.report_failed.connect(self._on_report_failed)
@@ -340,6 +357,41 @@ class ModelManagerWindow(QMainWindow):
         box.exec()
         if box.clickedButton() in (in_place, copy):
             self.import_paths(paths, copy=box.clickedButton() is copy)
+
+    def _choose_checkpoint(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Checkpoint folder to convert", str(Path.home()))
+        if not folder:
+            return
+        quant, accepted = QInputDialog.getItem(
+            self,
+            "Convert checkpoint",
+            "Quantization (Q4_K_M: small, keeps quality; Q8_0 and F16: larger, closer to the original):",
+            list(OUTPUT_TYPES),
+            0,
+            False,
+        )
+        if accepted:
+            self.convert_folder(Path(folder), quant)
+
+    def convert_folder(self, folder: Path, quant: str = DEFAULT_QUANT) -> bool:
+        """Convert a checkpoint folder into the library; one long job at a time."""
+        if self.is_importing:
+            self.show_message("Wait for the current import or conversion to finish.")
+            return False
+        self._importing = True
+        self.message_label.hide()
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"Converting {folder.name}… %p%")
+        self.progress.show()
+        self.cancel_button.show()
+        self.convert_requested.emit(str(folder), quant)
+        return True
+
+    @Slot(str, int, int)
+    def _on_conversion_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat(f"{stage}… %p%")
+        self.progress.setValue(1000 * done // total if total else 1000)
 
     def import_paths(self, paths: list[Path], *, copy: bool) -> None:
         self._pending_imports.extend((p, copy) for p in paths)
