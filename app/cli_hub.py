@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import shutil
 import sys
 from collections.abc import Callable
 
 from app.context import AppContext
+from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES, ConversionProgress, Stage
 from app.data_home import DataHome
 from app.downloads import DownloadControl, Downloader, DownloadPaused, DownloadProgress
-from app.errors import LicenseNotAcceptedError, LlamaDeskError
-from app.hub import HubClient, choose_file
+from app.errors import LicenseNotAcceptedError, LlamaDeskError, UsageError
+from app.hub import HubClient, RepoListing, choose_file
 from app.licenses import NEEDS_ACCEPTANCE
 from app.secrets import TokenStore
 from app.units import format_bytes
@@ -31,6 +33,15 @@ def add_hub_commands(
     which.add_argument("--file", help="the exact file name in the repo")
     which.add_argument("--quant", help="the quantization, like Q4_K_M (the default) or Q8_0")
     pull.add_argument("--revision", help="a branch, tag or commit (default: main)")
+    pull.add_argument(
+        "--convert",
+        action="store_true",
+        help="the repo holds the original safetensors (like meta-llama/Llama-3.2-1B-Instruct): download and"
+        " convert them to a GGUF (--quant: the output type, default Q4_K_M)",
+    )
+    pull.add_argument(
+        "--keep-original", action="store_true", help="with --convert: keep the downloaded checkpoint"
+    )
     pull.add_argument(
         "--accept-license", action="store_true", help="accept the model's license without asking"
     )
@@ -53,20 +64,20 @@ def add_hub_commands(
 def _cmd_pull(args: argparse.Namespace) -> int:
     context = AppContext.open(DataHome.resolve())
     hub = HubClient(TokenStore().get())
-    listing = hub.list_gguf_files(args.repo, args.revision)
-    remote = choose_file(listing, args.file, args.quant)
-    book = context.licenses
-    pending = book.needs_acceptance(listing.license)
-    if pending is not None:
-        if not args.accept_license:
-            if not sys.stdin.isatty():
-                raise LicenseNotAcceptedError(pending.title)
-            print(pending.text())
-            answer = input(f"\nDo you accept the {pending.title}? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                raise LicenseNotAcceptedError(pending.title)
-        book.accept(pending)
-        print(f"Accepted the {pending.title} (version {pending.version}).", file=sys.stderr)
+    if args.convert and args.file:
+        raise UsageError("--convert takes the whole checkpoint; --file picks one GGUF. Use one of them.")
+    if args.convert and args.quant and args.quant.upper() not in OUTPUT_TYPES:
+        raise UsageError(f"--quant {args.quant}: choose one of {', '.join(OUTPUT_TYPES)}.")
+    if args.convert:
+        listing = hub.list_checkpoint_files(args.repo, args.revision)
+    else:
+        listing = hub.list_gguf_files(args.repo, args.revision)
+        remote = choose_file(listing, args.file, args.quant)
+    _accept_license(context, listing.license, args.accept_license)
+    if args.convert:
+        return _pull_and_convert(
+            context, hub, listing, (args.quant or DEFAULT_QUANT).upper(), args.keep_original
+        )
     existing = context.library.find_by_sha256(remote.sha256) if remote.sha256 else None
     if existing is not None:
         print(f"{remote.filename} is already in the library as #{existing.id}: {existing.name}.")
@@ -91,6 +102,79 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     digest = model.sha256[:12] if model.sha256 else "?"
     print(f"Verified (sha256 {digest}…) and added as #{model.id}: {model.name}")
     return 0
+
+
+def _accept_license(context: AppContext, license_id: str | None, accepted_already: bool) -> None:
+    """Ask for (or record, with --accept-license) acceptance of a license that needs it."""
+    book = context.licenses
+    pending = book.needs_acceptance(license_id)
+    if pending is None:
+        return
+    if not accepted_already:
+        if not sys.stdin.isatty():
+            raise LicenseNotAcceptedError(pending.title)
+        print(pending.text())
+        answer = input(f"\nDo you accept the {pending.title}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise LicenseNotAcceptedError(pending.title)
+    book.accept(pending)
+    print(f"Accepted the {pending.title} (version {pending.version}).", file=sys.stderr)
+
+
+def _pull_and_convert(
+    context: AppContext, hub: HubClient, listing: RepoListing, quant: str, keep_original: bool
+) -> int:
+    from app.convert.fetch import checkpoint_folder, fetch_hub_checkpoint
+    from app.convert.into_library import convert_into_library
+
+    if listing.gated:
+        hub.require_access(listing.repo_id)
+    total = sum(f.size for f in listing.files)
+    print(f"Downloading {listing.repo_id} ({format_bytes(total)}) to convert it…", file=sys.stderr)
+    folder = checkpoint_folder(context.home.models_dir / ".checkpoints", listing)
+    show = _progress_line()
+    try:
+        fetch_hub_checkpoint(
+            Downloader(context.library, hub, context.home.models_dir),
+            listing,
+            folder,
+            progress=lambda _name, p: show(p),
+        )
+    except KeyboardInterrupt:
+        print("\nPaused: run the same command again to resume where it stopped.", file=sys.stderr)
+        return EXIT_PAUSED
+    finally:
+        _end_line()
+    model = convert_into_library(
+        context.library,
+        folder,
+        quant,
+        name=listing.repo_id.split("/")[-1],
+        source="huggingface",
+        origin=f"{listing.repo_id}@{listing.revision} (converted to {quant})",
+        license_id=listing.license,
+        progress=_stage_line(),
+    )
+    _end_line()
+    if not keep_original:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"Converted and added as #{model.id}: {model.name} ({format_bytes(model.size_bytes)})")
+    return 0
+
+
+def _stage_line() -> Callable[[ConversionProgress], None]:
+    stages: list[Stage] = []
+
+    def show(p: ConversionProgress) -> None:
+        if not sys.stderr.isatty():
+            return
+        if stages[-1:] != [p.stage]:
+            stages.append(p.stage)
+            sys.stderr.write("\n")
+        sys.stderr.write(f"\r  {p.stage.value}: {100 * p.done // max(p.total, 1):3d}%   ")
+        sys.stderr.flush()
+
+    return show
 
 
 def _cmd_token_set(_args: argparse.Namespace) -> int:

@@ -136,11 +136,26 @@ class Downloader:
         license_id: str | None = None,
     ) -> LibraryModel:
         """Fetch `remote` into the library; raises DownloadPaused, OperationCancelledError or a HubError."""
+        partial, digest = self.fetch(remote, control=control, progress=progress)
+        return self._finish(remote, partial, digest, license_id)
+
+    def fetch(
+        self,
+        remote: RemoteFile,
+        *,
+        control: DownloadControl | None = None,
+        progress: Callable[[DownloadProgress], None] | None = None,
+    ) -> tuple[Path, str]:
+        """Fetch `remote` into its partial file, resuming, retrying, and checking its sha256 when the
+        Hub has one. Returns the complete partial file (the caller moves it) and its sha256.
+        """
         control = control or DownloadControl()
         self._partial_dir.mkdir(parents=True, exist_ok=True)
         partial = self.partial_path(remote)
         hasher = hashlib.sha256()
-        done = self._rehash_partial(partial, hasher, remote.size)
+        done = rehash_partial(partial, hasher, remote.size)
+        if done:
+            log.info("resuming %s from %d bytes", partial.name, done)
         self._check_disk(remote.size - done)
         attempt = 0
         while done < remote.size:
@@ -163,21 +178,11 @@ class Downloader:
                 )
                 self._sleep(wait)
                 done = partial.stat().st_size if partial.exists() else 0
-        return self._finish(remote, partial, hasher, license_id)
-
-    def _rehash_partial(self, partial: Path, hasher: hashlib._Hash, total: int) -> int:
-        """Hash the bytes a previous session left, so the digest covers the whole file."""
-        if not partial.exists():
-            return 0
-        size = partial.stat().st_size
-        if size > total:
-            partial.unlink()
-            return 0
-        with partial.open("rb") as f:
-            while chunk := f.read(8 << 20):
-                hasher.update(chunk)
-        log.info("resuming %s from %d bytes", partial.name, size)
-        return size
+        digest = hasher.hexdigest()
+        if remote.sha256 and digest != remote.sha256:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatchError(remote.filename, remote.sha256, digest)
+        return partial, digest
 
     def _check_disk(self, remaining: int) -> None:
         free = shutil.disk_usage(self._partial_dir).free
@@ -234,13 +239,7 @@ class Downloader:
             raise
         return done
 
-    def _finish(
-        self, remote: RemoteFile, partial: Path, hasher: hashlib._Hash, license_id: str | None
-    ) -> LibraryModel:
-        digest = hasher.hexdigest()
-        if remote.sha256 and digest != remote.sha256:
-            partial.unlink(missing_ok=True)
-            raise ChecksumMismatchError(remote.filename, remote.sha256, digest)
+    def _finish(self, remote: RemoteFile, partial: Path, digest: str, license_id: str | None) -> LibraryModel:
         inspect_model(partial)  # a GGUF, readable: or an error naming the problem
         target = self._free_target(Path(remote.filename).name)
         os.replace(partial, target)
@@ -263,6 +262,20 @@ class Downloader:
             target = self._models_dir / f"{Path(name).stem}-{counter}.gguf"
             counter += 1
         return target
+
+
+def rehash_partial(partial: Path, hasher: hashlib._Hash, total: int) -> int:
+    """Feed the bytes a previous run left into `hasher`; returns their count (0 if none or too many)."""
+    if not partial.exists():
+        return 0
+    size = partial.stat().st_size
+    if size > total:  # not a prefix of this file: start over
+        partial.unlink()
+        return 0
+    with partial.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            hasher.update(chunk)
+    return size
 
 
 class _RangeIgnored(Exception):

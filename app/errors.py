@@ -71,6 +71,12 @@ class PresetNameError(LlamaDeskError, ValueError):
     exit_code = 2
 
 
+class UsageError(LlamaDeskError, ValueError):
+    """Options that cannot go together, or a value the command does not know."""
+
+    exit_code = 2
+
+
 class ModelAlreadyInLibraryError(LlamaDeskError, ValueError):
     exit_code = 8
 

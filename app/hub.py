@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -72,7 +72,7 @@ class RepoListing:
     revision: str
     gated: bool
     license: str | None
-    files: list[RemoteFile]  # GGUF files only
+    files: list[RemoteFile]  # the files asked for: GGUF files, or a checkpoint's
 
 
 DEFAULT_QUANT = "Q4_K_M"
@@ -100,6 +100,23 @@ def choose_file(listing: RepoListing, filename: str | None = None, quant: str | 
     )
 
 
+_CHECKPOINT_FILES = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "chat_template.jinja",
+    }
+)
+
+
+def _is_checkpoint_file(name: str) -> bool:
+    return "/" not in name and (name.endswith(".safetensors") or name in _CHECKPOINT_FILES)
+
+
 class HubClient:
     def __init__(self, token: str | None = None, endpoint: str | None = None) -> None:
         self.endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
@@ -112,13 +129,26 @@ class HubClient:
 
     def list_gguf_files(self, repo_id: str, revision: str | None = None) -> RepoListing:
         """The repo's GGUF files with sizes and the sha256 the Hub records for each."""
+        return self._list_files(repo_id, revision, lambda name: name.lower().endswith(".gguf"))
+
+    def list_checkpoint_files(self, repo_id: str, revision: str | None = None) -> RepoListing:
+        """What converting the repo's safetensors checkpoint needs: weights, index, config, tokenizer.
+
+        Meta's own format, often also in the repo under `original/`, is left out (it is the same weights).
+        """
+        listing = self._list_files(repo_id, revision, _is_checkpoint_file)
+        if not any(f.filename.endswith(".safetensors") for f in listing.files):
+            raise HubNotFoundError(f"{repo_id} has no .safetensors weights to convert.")
+        return listing
+
+    def _list_files(self, repo_id: str, revision: str | None, keep: Callable[[str], bool]) -> RepoListing:
         with self._mapped_errors(repo_id):
             info = self._api.model_info(
                 repo_id, revision=revision, files_metadata=True, timeout=CONNECT_TIMEOUT_S
             )
         files = []
         for sibling in info.siblings or []:
-            if not sibling.rfilename.lower().endswith(".gguf"):
+            if not keep(sibling.rfilename):
                 continue
             lfs = sibling.lfs
             files.append(
