@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.cli_chats import add_chats_commands
 from app.cli_hub import add_hub_commands
+from app.cli_meta import add_meta_commands
 from app.cli_models import add_models_commands
 from app.data_home import DataHome
 from app.errors import LlamaDeskError
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="end with a line of JSON: the text and ttft_s, tokens_per_s, ..."
     )
     chat.set_defaults(handler=_cmd_chat)
-    add_hub_commands(commands, add_models_commands(commands))
+    models_commands = add_models_commands(commands)
+    add_hub_commands(commands, models_commands)
+    add_meta_commands(models_commands)
     add_chats_commands(commands)
     return parser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import shutil
 import sys
 from collections.abc import Callable
 
@@ -73,7 +72,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     else:
         listing = hub.list_gguf_files(args.repo, args.revision)
         remote = choose_file(listing, args.file, args.quant)
-    _accept_license(context, listing.license, args.accept_license)
+    accept_license(context, listing.license, args.accept_license)
     if args.convert:
         return _pull_and_convert(
             context, hub, listing, (args.quant or DEFAULT_QUANT).upper(), args.keep_original
@@ -104,7 +103,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accept_license(context: AppContext, license_id: str | None, accepted_already: bool) -> None:
+def accept_license(context: AppContext, license_id: str | None, accepted_already: bool) -> None:
     """Ask for (or record, with --accept-license) acceptance of a license that needs it."""
     book = context.licenses
     pending = book.needs_acceptance(license_id)
@@ -125,7 +124,7 @@ def _pull_and_convert(
     context: AppContext, hub: HubClient, listing: RepoListing, quant: str, keep_original: bool
 ) -> int:
     from app.convert.fetch import checkpoint_folder, fetch_hub_checkpoint
-    from app.convert.into_library import convert_into_library
+    from app.convert.into_library import ConversionRequest, convert_into_library
 
     if listing.gated:
         hub.require_access(listing.repo_id)
@@ -145,24 +144,22 @@ def _pull_and_convert(
         return EXIT_PAUSED
     finally:
         _end_line()
-    model = convert_into_library(
-        context.library,
+    request = ConversionRequest(
         folder,
         quant,
         name=listing.repo_id.split("/")[-1],
         source="huggingface",
         origin=f"{listing.repo_id}@{listing.revision} (converted to {quant})",
         license_id=listing.license,
-        progress=_stage_line(),
+        remove_folder_after=not keep_original,
     )
+    model = convert_into_library(context.library, request, progress=stage_line())
     _end_line()
-    if not keep_original:
-        shutil.rmtree(folder, ignore_errors=True)
     print(f"Converted and added as #{model.id}: {model.name} ({format_bytes(model.size_bytes)})")
     return 0
 
 
-def _stage_line() -> Callable[[ConversionProgress], None]:
+def stage_line() -> Callable[[ConversionProgress], None]:
     stages: list[Stage] = []
 
     def show(p: ConversionProgress) -> None:

@@ -185,16 +185,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from app.convert.into_library import convert_into_library  # numpy work: only when converting
+    from app.convert.into_library import ConversionRequest, convert_into_library
 
     context = _open_context()
     try:
         model = convert_into_library(
             context.library,
-            args.folder,
-            args.quant,
-            name=args.name,
-            instruct=args.instruct,
+            ConversionRequest(args.folder, args.quant, name=args.name, instruct=args.instruct),
             progress=_stage_printer(),
         )
     finally:

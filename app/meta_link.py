@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -22,6 +23,16 @@ from app.errors import MetaLinkError
 #: Meta's CDN domains; a link to any host under one of these is accepted.
 META_HOSTS = ("llamameta.net",)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Extra hosts to accept, comma-separated: a mirror, or the local test server (like HF_ENDPOINT).
+HOSTS_ENV = "LLAMA_DESK_META_HOSTS"
+
+
+def allowed_hosts() -> tuple[str, ...]:
+    """Meta's domains, plus any named in $LLAMA_DESK_META_HOSTS."""
+    extra = tuple(h.strip() for h in os.environ.get(HOSTS_ENV, "").split(",") if h.strip())
+    return META_HOSTS + extra
+
+
 _REQUIRED = ("Policy", "Signature", "Key-Pair-Id")
 _QUOTES = "<>\"'`"
 # CloudFront's URL-safe base64 alphabet for policies and signatures.

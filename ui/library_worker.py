@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.convert.into_library import ConversionRequest, convert_into_library
 from app.convert.pipeline import ConversionProgress, Stage
 from app.errors import LlamaDeskError
 from app.library import ModelLibrary
@@ -71,22 +72,20 @@ class LibraryWorker(QObject):
             return
         self.import_finished.emit(model)
 
-    @Slot(str, str)
-    def convert_folder(self, folder: str, quant: str) -> None:
+    @Slot(object)
+    def convert_folder(self, request: ConversionRequest) -> None:
         """Convert a Meta or Hugging Face checkpoint folder into a library model."""
-        from app.convert.into_library import convert_into_library  # numpy-heavy: load on first use
-
         self._cancel.clear()
         try:
             model = convert_into_library(
-                self._library, Path(folder), quant, progress=self._report_conversion, cancel=self._cancel
+                self._library, request, progress=self._report_conversion, cancel=self._cancel
             )
         except LlamaDeskError as exc:
-            log.info("conversion of %s failed: %s", folder, exc)
+            log.info("conversion of %s failed: %s", request.folder, exc)
             self.import_failed.emit(str(exc))
             return
         except OSError as exc:
-            self.import_failed.emit(f"Could not convert {folder}: {exc.strerror or exc}")
+            self.import_failed.emit(f"Could not convert {request.folder}: {exc.strerror or exc}")
             return
         self.import_finished.emit(model)
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.convert.pipeline import OUTPUT_TYPES
 from app.downloads import RetryPolicy
 from app.errors import MetaLinkError
 from app.licenses import LicenseBook
@@ -116,11 +117,18 @@ class MetaDownloadDialog(QDialog):
         self.model_combo.currentIndexChanged.connect(self._show_plan)
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
+        self.quant_combo = QComboBox()
+        self.quant_combo.addItems(list(OUTPUT_TYPES))
+        self.quant_combo.setToolTip(
+            "After the download the checkpoint is converted to a GGUF of this type. Q4_K_M is small and keeps"
+            " quality; Q8_0 and F16 are larger and closer to the original."
+        )
         form = QFormLayout()
         form.addRow("Link:", self.link_edit)
         form.addRow("", self.link_status)
         form.addRow("Model:", self.model_combo)
         form.addRow("", self.model_info)
+        form.addRow("Convert to:", self.quant_combo)
 
         self.files_table = QTableWidget(0, 3)
         self.files_table.setHorizontalHeaderLabels(["File", "Size", "Status"])
@@ -166,6 +174,11 @@ class MetaDownloadDialog(QDialog):
         layout.addLayout(buttons)
 
     # -- link and model ---------------------------------------------------------------------------
+
+    @property
+    def quant(self) -> str:
+        """The GGUF type to convert the download to."""
+        return self.quant_combo.currentText()
 
     @property
     def model(self) -> MetaModel:

@@ -27,13 +27,16 @@ from PySide6.QtWidgets import (
 
 from app.catalog import load_catalog
 from app.context import AppContext
-from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
+from app.convert.into_library import ConversionRequest
+from app.convert.pipeline import OUTPUT_TYPES
 from app.download_jobs import JobState
 from app.errors import LlamaDeskError
 from app.fit import estimate_memory, judge_fit
 from app.hardware import Hardware, probe_hardware
 from app.hub import HubAccess, HubClient, RemoteFile
 from app.library import LibraryModel
+from app.meta_download import MetaDownloadResult
+from app.meta_link import allowed_hosts
 from app.model_report import ModelReport
 from app.units import format_bytes
 from ui.catalog_panel import CatalogPanel
@@ -43,6 +46,7 @@ from ui.hub_worker import HubWorker
 from ui.library_table_model import MODEL_ROLE, SORT_ROLE, LibraryTableModel
 from ui.library_worker import LibraryWorker
 from ui.license_dialog import LicenseDialog
+from ui.meta_download_dialog import MetaDownloadDialog
 from ui.model_details import ModelDetailsDialog
 from ui.settings_dialog import SettingsDialog
 
@@ -59,7 +63,7 @@ class ModelManagerWindow(QMainWindow):
     chat_requested = Signal(object)
     library_changed = Signal()
     import_requested = Signal(str, bool)
-    convert_requested = Signal(str, str)
+    convert_requested = Signal(object)
     reports_requested = Signal(object)
     run_job_requested = Signal(int)
     access_check_requested = Signal(str)
@@ -98,6 +102,13 @@ class ModelManagerWindow(QMainWindow):
             " safetensors) into a quantized GGUF, without PyTorch"
         )
         self.convert_button.clicked.connect(self._choose_checkpoint)
+        self.meta_button = QPushButton("From a Meta link…")
+        self.meta_button.setToolTip(
+            "Paste the link from Meta's download email: the app downloads the original weights, checks"
+            " every file against Meta's checksums and converts them to a GGUF"
+        )
+        self.meta_button.clicked.connect(self.show_meta_download)
+        self._meta_dialog: MetaDownloadDialog | None = None
         self.details_button = QPushButton("Details…")
         self.delete_button = QPushButton("Delete…")
         self.chat_button = QPushButton("Chat with this model")
@@ -109,6 +120,7 @@ class ModelManagerWindow(QMainWindow):
         for button in (
             self.import_button,
             self.convert_button,
+            self.meta_button,
             self.details_button,
             self.delete_button,
             self.chat_button,
@@ -371,9 +383,44 @@ class ModelManagerWindow(QMainWindow):
             False,
         )
         if accepted:
-            self.convert_folder(Path(folder), quant)
+            self.convert_folder(ConversionRequest(Path(folder), quant))
 
-    def convert_folder(self, folder: Path, quant: str = DEFAULT_QUANT) -> bool:
+    @Slot()
+    def show_meta_download(self) -> MetaDownloadDialog:
+        if self._meta_dialog is not None and not self._meta_dialog.worker_thread.isRunning():
+            self._meta_dialog.deleteLater()  # closed: its worker has ended; a new dialog resumes the files
+            self._meta_dialog = None
+        if self._meta_dialog is None:
+            self._meta_dialog = MetaDownloadDialog(
+                self._context.home.models_dir / ".meta",
+                self._context.licenses,
+                allow_hosts=allowed_hosts(),
+                parent=self,
+            )
+            self._meta_dialog.download_finished.connect(self._on_meta_download_finished)
+        self._meta_dialog.show()
+        self._meta_dialog.raise_()
+        return self._meta_dialog
+
+    @Slot(object)
+    def _on_meta_download_finished(self, result: MetaDownloadResult) -> None:
+        """Every file checked against Meta's checklist: convert, then drop the original (it is large)."""
+        assert self._meta_dialog is not None
+        model = self._meta_dialog.model
+        self.convert_folder(
+            ConversionRequest(
+                result.folder,
+                self._meta_dialog.quant,
+                name=model.name,
+                instruct=model.instruct,
+                source="meta",
+                origin=f"Meta download: {model.name}",
+                license_id=model.license_id,
+                remove_folder_after=True,
+            )
+        )
+
+    def convert_folder(self, request: ConversionRequest) -> bool:
         """Convert a checkpoint folder into the library; one long job at a time."""
         if self.is_importing:
             self.show_message("Wait for the current import or conversion to finish.")
@@ -381,10 +428,10 @@ class ModelManagerWindow(QMainWindow):
         self._importing = True
         self.message_label.hide()
         self.progress.setRange(0, 0)
-        self.progress.setFormat(f"Converting {folder.name}… %p%")
+        self.progress.setFormat(f"Converting {request.display_name}… %p%")
         self.progress.show()
         self.cancel_button.show()
-        self.convert_requested.emit(str(folder), quant)
+        self.convert_requested.emit(request)
         return True
 
     @Slot(str, int, int)
@@ -521,6 +568,8 @@ class ModelManagerWindow(QMainWindow):
         """
         self.download_worker.pause_all()
         self._cancel_import()
+        if self._meta_dialog is not None:
+            self._meta_dialog.shutdown()
         for thread in (self._thread, self._hub_thread, self._download_thread):
             if thread.isRunning():
                 thread.quit()

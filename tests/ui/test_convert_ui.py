@@ -9,6 +9,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
+from app.convert.into_library import ConversionRequest
 from app.data_home import DataHome
 from tests.convert_checkpoints import write_hf_llama, write_meta_llama2
 from tests.ui.test_model_manager import names
@@ -40,7 +41,7 @@ def test_a_converted_checkpoint_appears_in_the_library(
     write_hf_llama(folder, llama32=True)
     stages: list[str] = []
     manager._worker.conversion_progress.connect(lambda stage, *_: stages.append(stage))
-    assert manager.convert_folder(folder, "Q8_0")
+    assert manager.convert_folder(ConversionRequest(folder, "Q8_0"))
     assert manager.progress.isVisibleTo(manager) and manager.cancel_button.isVisibleTo(manager)
     qtbot.waitUntil(lambda: not manager.is_importing, timeout=TIMEOUT_MS)
     assert "Imported Llama-3.2-Tiny-Instruct" in manager.message_text()
@@ -55,7 +56,7 @@ def test_cancel_leaves_nothing_behind(
     write_meta_llama2(tmp_path)
     folder = tmp_path / "llama-2-tiny-chat"
     manager._worker.conversion_progress.connect(lambda *_: manager.cancel_button.click())
-    manager.convert_folder(folder, "Q4_K_M")
+    manager.convert_folder(ConversionRequest(folder, "Q4_K_M"))
     qtbot.waitUntil(lambda: not manager.is_importing, timeout=TIMEOUT_MS)
     assert "Cancelled" in manager.message_text()
     assert names(manager) == ["SmolLM2 135M Instruct (starter)"]

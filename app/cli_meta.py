@@ -1,0 +1,94 @@
+"""`llama-desk models pull-meta`: a model from Meta's emailed download link, converted to a GGUF."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from app.cli_hub import EXIT_PAUSED, accept_license, stage_line
+from app.context import AppContext
+from app.convert.into_library import ConversionRequest, convert_into_library
+from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
+from app.data_home import DataHome
+from app.downloads import DownloadPaused
+from app.meta_download import MetaDownloader, MetaProgress
+from app.meta_link import allowed_hosts, parse_meta_link
+from app.meta_models import CATALOG, find_meta_model
+from app.units import format_bytes
+
+
+def add_meta_commands(models_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pull = models_commands.add_parser(
+        "pull-meta",
+        help="download a model with the link from Meta's email, verify it and convert it to a GGUF",
+    )
+    pull.add_argument("--url", required=True, help="the link from the email (quote it: it contains &)")
+    pull.add_argument(
+        "--model", required=True, metavar="NAME", help=f"one of: {', '.join(m.name for m in CATALOG)}"
+    )
+    pull.add_argument("--quant", default=DEFAULT_QUANT, type=str.upper, choices=OUTPUT_TYPES)
+    pull.add_argument("--keep-original", action="store_true", help="keep the downloaded checkpoint")
+    pull.add_argument(
+        "--accept-license", action="store_true", help="accept the model's license without asking"
+    )
+    pull.set_defaults(handler=_cmd_pull_meta)
+
+
+def _cmd_pull_meta(args: argparse.Namespace) -> int:
+    link = parse_meta_link(args.url, allow_hosts=allowed_hosts())
+    model = find_meta_model(args.model)
+    context = AppContext.open(DataHome.resolve())
+    try:
+        accept_license(context, model.license_id, args.accept_license)
+        expiry = link.describe_expiry()
+        print(f"Downloading {model.name} from Meta (the link {expiry})…", file=sys.stderr)
+        try:
+            result = MetaDownloader(context.home.models_dir / ".meta").download(
+                link, model, progress=_progress_line()
+            )
+        except (KeyboardInterrupt, DownloadPaused):
+            print(
+                "\nPaused: run the same command again (with a fresh link if this one expires).",
+                file=sys.stderr,
+            )
+            return EXIT_PAUSED
+        finally:
+            _end_line()
+        print(
+            f"All {len(result.files)} files match Meta's checksums. Converting to {args.quant}…",
+            file=sys.stderr,
+        )
+        request = ConversionRequest(
+            result.folder,
+            args.quant,
+            name=model.name,
+            instruct=model.instruct,
+            source="meta",
+            origin=f"Meta download: {model.name}",
+            license_id=model.license_id,
+            remove_folder_after=not args.keep_original,
+        )
+        converted = convert_into_library(context.library, request, progress=stage_line())
+        _end_line()
+    finally:
+        context.close()
+    print(f"Converted and added as #{converted.id}: {converted.name} ({format_bytes(converted.size_bytes)})")
+    return 0
+
+
+def _progress_line() -> Callable[[MetaProgress], None]:
+    def show(p: MetaProgress) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(
+                f"\r  {100 * p.done_bytes // max(p.total_bytes, 1):3d}%  {format_bytes(p.done_bytes)} of "
+                f"{format_bytes(p.total_bytes)}  {format_bytes(int(p.bytes_per_s))}/s  {p.file}   "
+            )
+            sys.stderr.flush()
+
+    return show
+
+
+def _end_line() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
