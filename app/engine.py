@@ -25,8 +25,10 @@ from pathlib import Path
 
 import llama_cpp
 
+from app.backends import CpuReason, gpu_failure_plan
 from app.chat_template import ChatTemplate, choose_template
 from app.errors import EngineBusyError, GenerationError, ModelLoadError, PromptTooLongError
+from app.fit import plan_file_offload
 from app.generation import ChatTurn, GenerationParams, GenerationResult, GenerationStats, StopReason
 from app.gguf_header import read_header
 
@@ -56,10 +58,6 @@ def default_thread_count() -> int:
     return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
-def backend_name() -> str:
-    return "GPU offload" if llama_cpp.llama_supports_gpu_offload() else "CPU"
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     path: Path
@@ -70,6 +68,11 @@ class ModelInfo:
     template_is_fallback: bool
     backend: str
     n_threads: int
+    gpu_layers: int = 0  # repeating layers offloaded to the GPU (0: all on the CPU)
+    n_layers: int = 0
+    #: Where the layers run and, when on the CPU, why ("running on the CPU because ...").
+    offload: str = ""
+    cpu_reason: CpuReason | None = None
 
 
 class ModelSession:
@@ -82,18 +85,26 @@ class ModelSession:
         name: str | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
-        n_gpu_layers: int = -1,
+        n_gpu_layers: int | None = None,
     ) -> None:
         """Load `path` (slow: call off the GUI thread). `n_ctx` is capped at the model's trained length.
 
         `name` is what the user calls the model (its library name); the GGUF's own name is the fallback.
+        `n_gpu_layers`: None offloads as many layers as fit in free VRAM, 0 runs on the CPU only.
         """
         read_header(path)  # our bounded, fuzzed parser sees a damaged or hostile header before llama.cpp does
         threads = n_threads or default_thread_count()
+        plan = plan_file_offload(path, n_ctx, n_gpu_layers)
         model_params = llama_cpp.llama_model_default_params()
-        model_params.n_gpu_layers = n_gpu_layers
+        model_params.n_gpu_layers = plan.n_gpu_layers
         started = time.perf_counter()
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+        if not self._model and plan.n_gpu_layers != 0:
+            # Out of VRAM or a driver error: say so and run on the CPU rather than not at all.
+            log.warning("loading %s onto the GPU failed; retrying on the CPU", path)
+            plan = gpu_failure_plan(plan)
+            model_params.n_gpu_layers = 0
+            self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
         if not self._model:
             raise ModelLoadError(
                 path, "the file is damaged or uses an architecture this llama.cpp does not know"
@@ -121,16 +132,21 @@ class ModelSession:
             n_ctx_train=n_ctx_train,
             template_name=self.template.name,
             template_is_fallback=self.template.is_fallback,
-            backend=backend_name(),
+            backend=plan.backend if plan.n_gpu_layers else "CPU",
             n_threads=threads,
+            gpu_layers=plan.layers_on_gpu if plan.n_gpu_layers >= 0 else plan.n_layers,
+            n_layers=plan.n_layers,
+            offload=plan.explanation,
+            cpu_reason=plan.cpu_reason,
         )
         log.info(
-            "loaded %s in %.2f s (n_ctx=%d, threads=%d, template: %s)",
+            "loaded %s in %.2f s (n_ctx=%d, threads=%d, template: %s; %s)",
             path,
             time.perf_counter() - started,
             self._n_ctx,
             threads,
             self.template.name,
+            plan.explanation,
         )
         if self.template.is_fallback:
             log.warning("%s has no chat template; using the %s template", path.name, self.template.name)

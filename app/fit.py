@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 import gguf
 
+from app.backends import BackendReport, LayerCosts, OffloadPlan, detect_backend, layers_that_fit, plan_offload
 from app.hardware import Hardware
-from app.model_report import ModelReport, ModelShape
+from app.model_report import ModelReport, ModelShape, inspect_model
 
 GIB = 1 << 30
 DEFAULT_UBATCH = 512
 #: Memory kept free for the OS and other apps when judging "fits".
 HEADROOM_BYTES = GIB // 2
-#: VRAM llama.cpp and the driver keep for themselves beyond our estimate.
-GPU_RESERVE_BYTES = 512 << 20
 
 
 class Fit(StrEnum):
@@ -110,14 +110,52 @@ def _judge_ram(
     )
 
 
+def layer_costs(report: ModelReport, estimate: MemoryEstimate) -> LayerCosts | None:
+    """What each layer of `report`'s model costs on a GPU at `estimate`'s context (None: shape unknown)."""
+    shape = report.shape
+    if shape is None or shape.n_layers <= 0:
+        return None
+    by_name = {t.name: t.n_bytes for t in report.tensors}
+    layer_bytes = sum(n for name, n in by_name.items() if name.startswith("blk.")) // shape.n_layers
+    # A model without its own output matrix reuses the embeddings, which llama.cpp then copies to the GPU.
+    head = by_name.get("output.weight", by_name.get("token_embd.weight", 0))
+    return LayerCosts(
+        n_layers=shape.n_layers,
+        layer_bytes=layer_bytes,
+        kv_bytes_per_layer=estimate.kv_cache_bytes // shape.n_layers,
+        output_bytes=head + by_name.get("output_norm.weight", 0),
+        compute_bytes=estimate.compute_bytes,
+    )
+
+
+def plan_model_offload(
+    report: ModelReport, estimate: MemoryEstimate, backend: BackendReport, requested: int | None = None
+) -> OffloadPlan:
+    """`plan_offload` for a model; a model of unknown shape goes wholly to the GPU when there is one."""
+    costs = layer_costs(report, estimate)
+    if costs is not None:
+        return plan_offload(backend, costs, requested)
+    if requested == 0 or backend.cpu_reason is not None:
+        return plan_offload(backend, LayerCosts(0, 0, 0, 0, 0), 0 if requested == 0 else None)
+    return OffloadPlan(-1, 0, backend.name, None, "all layers on the GPU (the model's shape is unknown)")
+
+
+def plan_file_offload(path: Path, n_ctx: int, requested: int | None = None) -> OffloadPlan:
+    """The offload plan for loading `path` with `n_ctx` tokens of context on this machine, now."""
+    report = inspect_model(path)
+    trained = report.context_length
+    return plan_model_offload(
+        report,
+        estimate_memory(report, min(n_ctx, trained) if trained else n_ctx),
+        detect_backend(),
+        requested,
+    )
+
+
 def _gpu_layers(report: ModelReport, estimate: MemoryEstimate, vram_free: int) -> int:
     """How many repeating layers fit in `vram_free`, each with its share of the KV cache."""
-    shape = report.shape
-    assert shape is not None
-    layer_bytes = sum(t.n_bytes for t in report.tensors if t.name.startswith("blk.")) // shape.n_layers
-    per_layer = layer_bytes + estimate.kv_cache_bytes // shape.n_layers
-    budget = vram_free - estimate.compute_bytes - GPU_RESERVE_BYTES
-    return max(0, min(shape.n_layers, budget // per_layer)) if per_layer else 0
+    costs = layer_costs(report, estimate)
+    return layers_that_fit(costs, vram_free) if costs else 0
 
 
 def _gib(n: int) -> str:

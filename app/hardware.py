@@ -84,8 +84,11 @@ def _load_ggml() -> ctypes.CDLL | None:
     import llama_cpp  # loads libllama and, with it, libggml
 
     lib_dir = Path(llama_cpp.__file__).parent / "lib"
+    # The soname first (libggml.so.0): that is the copy libllama loaded. Wheels ship the library as
+    # separate files, not links, and opening another copy would give a second, separate registry.
     candidates = (
-        sorted(lib_dir.glob("libggml.so*"))
+        sorted(lib_dir.glob("libggml.so.?"))
+        + sorted(lib_dir.glob("libggml.so"))
         + sorted(lib_dir.glob("libggml*.dylib"))
         + sorted(lib_dir.glob("ggml.dll"))
     )

@@ -20,6 +20,8 @@ class Settings:
     context_length: int = 4096
     #: CPU threads for generation; None lets the app pick the number of physical cores.
     threads: int | None = None
+    #: Model layers offloaded to the GPU: None = as many as fit in free VRAM, 0 = CPU only, N = N layers.
+    gpu_layers: int | None = None
     #: System prompts the user saved by name (app/prompt_presets.py adds the built-in ones).
     system_prompt_presets: dict[str, str] = field(default_factory=dict)
 

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.backends import CpuReason
 from app.chat_export import to_json, to_markdown
 from app.chat_state import ChatStateCache
 from app.chat_store import ChatMessage, ChatStore, MessageStatus
@@ -309,6 +310,7 @@ class ChatWindow(QMainWindow):
             settings.context_length,
             settings.threads,
             self._context.library.usage,
+            n_gpu_layers=settings.gpu_layers,
         )
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -762,7 +764,7 @@ class ChatWindow(QMainWindow):
             return  # a load the user has since replaced by another
         self._model_info = info
         self._model_label.setText(f"{info.backend} · {info.n_ctx:,} tokens")
-        self._model_label.setToolTip(f"{info.path}\n{info.n_threads} threads")
+        self._model_label.setToolTip(f"{info.path}\n{info.n_threads} threads\n{info.offload}")
         if info.template_is_fallback:
             self._template_label.setText(
                 "This model file has no chat template, so Llama Desk formats the chat as "
@@ -771,7 +773,11 @@ class ChatWindow(QMainWindow):
             self._template_label.show()
         else:
             self._template_label.hide()
-        self.statusBar().showMessage("Ready", 3000)
+        if info.cpu_reason in (CpuReason.NOT_ENOUGH_VRAM, CpuReason.DEVICE_ERROR, CpuReason.NO_GPU_FOUND):
+            # A GPU was expected and is not used: never a silent fallback.
+            self.statusBar().showMessage(info.offload[0].upper() + info.offload[1:], 15000)
+        else:
+            self.statusBar().showMessage("Ready", 3000)
         self._update_controls()
         self._input.setFocus()
 

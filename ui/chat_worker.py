@@ -62,9 +62,12 @@ class ChatWorker(QObject):
         n_ctx: int,
         n_threads: int | None,
         usage: ModelUsage,
+        n_gpu_layers: int | None = None,
     ) -> None:
+        """`n_gpu_layers`: None offloads what fits in VRAM, 0 keeps the model on the CPU."""
         super().__init__()
         self._usage = usage
+        self._n_gpu_layers = n_gpu_layers
         self._chats_db = chats_db
         self._chat_states = ChatStateCache(chat_cache_dir)
         self._n_ctx = n_ctx
@@ -102,7 +105,11 @@ class ChatWorker(QObject):
                     self.model_load_needs_confirmation.emit(warning)
                     return
             self._session = ModelSession(
-                Path(path), name=name or None, n_ctx=self._n_ctx, n_threads=self._n_threads
+                Path(path),
+                name=name or None,
+                n_ctx=self._n_ctx,
+                n_threads=self._n_threads,
+                n_gpu_layers=self._n_gpu_layers,
             )
         except LlamaDeskError as exc:
             log.warning("model load failed: %s", exc)

@@ -284,7 +284,13 @@ class ModelManagerWindow(QMainWindow):
 
     def show_settings(self) -> SettingsDialog:
         if self._settings_dialog is None:
-            self._settings_dialog = SettingsDialog(self._context.tokens, HubClient().endpoint, self)
+            self._settings_dialog = SettingsDialog(
+                self._context.tokens,
+                HubClient().endpoint,
+                self,
+                settings=self._context.settings,
+                save_settings=self._context.save_settings,
+            )
             self._settings_dialog.access_check_requested.connect(self.access_check_requested)
         self._settings_dialog.show()
         return self._settings_dialog

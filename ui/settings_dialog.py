@@ -1,10 +1,14 @@
-"""Settings: the Hugging Face token (stored in the OS keyring) and a check of access to a repo."""
+"""Settings: the Hugging Face token (stored in the OS keyring) and a check of access to a repo;
+the backend llama.cpp runs on, its GPUs, and how many model layers go to the GPU."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -12,12 +16,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from app.backends import BackendReport, detect_backend
 from app.hub import HubAccess
 from app.secrets import TokenStore
+from app.settings import Settings
 
 _ACCESS_TEXT = {
     HubAccess.GRANTED: "This token can download from {repo}.",
@@ -29,19 +36,40 @@ _ACCESS_TEXT = {
 }
 
 
+#: The GPU layers choices, in the combo box's order; "layers" enables the number next to it.
+_GPU_AUTO, _GPU_CPU_ONLY, _GPU_LAYERS = range(3)
+_MAX_GPU_LAYERS = 999
+
+
 class SettingsDialog(QDialog):
     """Signals:
     access_check_requested(str): check the stored token against this repo (answered by `show_access`).
+    gpu_layers_changed(object): the GPU layers setting is now this (None: auto, 0: CPU only, N);
+        it is saved already and applies to models loaded from now on.
     """
 
     access_check_requested = Signal(str)
+    gpu_layers_changed = Signal(object)
 
-    def __init__(self, tokens: TokenStore, hub_endpoint: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenStore,
+        hub_endpoint: str,
+        parent: QWidget | None = None,
+        *,
+        settings: Settings | None = None,
+        save_settings: Callable[[], None] | None = None,
+        backend: BackendReport | None = None,
+    ) -> None:
+        """`settings` and `save_settings` (the app context's) make the GPU layers choice editable."""
         super().__init__(parent)
         self._tokens = tokens
         self._endpoint = hub_endpoint
+        self._settings = settings
+        self._save_settings = save_settings
+        self.backend = backend or detect_backend()
         self.setWindowTitle("Settings — Llama Desk")
-        self.resize(620, 260)
+        self.resize(620, 360)
         self.token_edit = QLineEdit()
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("hf_… (kept in your system keyring, never in a file)")
@@ -69,6 +97,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.token_state)
         form.addRow("Gated repo", check_row)
         form.addRow("", self.access_label)
+        self._build_backend_rows(form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -83,6 +112,64 @@ class SettingsDialog(QDialog):
         )
         self.open_page_button.clicked.connect(self._open_repo_page)
         self._show_token_state()
+
+    def _build_backend_rows(self, form: QFormLayout) -> None:
+        self.backend_label = QLabel(self.backend.name)
+        gpus = self.backend.gpus
+        why_cpu = self.backend.why_cpu
+        self.gpu_label = QLabel("\n".join(gpu.label for gpu in gpus) if gpus else f"None: {why_cpu}")
+        self.gpu_label.setWordWrap(True)
+        self.gpu_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.gpu_mode = QComboBox()
+        self.gpu_mode.addItems(["Auto (as many as fit in free VRAM)", "CPU only", "This many layers:"])
+        self.gpu_count = QSpinBox()
+        self.gpu_count.setRange(1, _MAX_GPU_LAYERS)
+        self.gpu_note = QLabel()
+        self.gpu_note.setWordWrap(True)
+        gpu_row = QHBoxLayout()
+        gpu_row.addWidget(self.gpu_mode, 1)
+        gpu_row.addWidget(self.gpu_count)
+        form.addRow("Backend", self.backend_label)
+        form.addRow("GPU" if len(gpus) <= 1 else "GPUs", self.gpu_label)
+        form.addRow("GPU layers", gpu_row)
+        form.addRow("", self.gpu_note)
+        chosen = self._settings.gpu_layers if self._settings else None
+        self.gpu_mode.setCurrentIndex(
+            _GPU_AUTO if chosen is None else _GPU_CPU_ONLY if chosen == 0 else _GPU_LAYERS
+        )
+        self.gpu_count.setValue(chosen if chosen else 32)
+        editable = self._settings is not None and self._save_settings is not None
+        self.gpu_mode.setEnabled(editable)
+        if why_cpu is not None:
+            self.gpu_note.setText(
+                f"Models run on the CPU ({why_cpu}). The setting applies when a GPU build of "
+                "llama.cpp runs on a machine with a GPU (see README, Installers and GPU backends)."
+            )
+        else:
+            self.gpu_note.setText("Applies to models loaded from now on; fewer layers leave VRAM free.")
+        self._show_gpu_count()
+        self.gpu_mode.currentIndexChanged.connect(self._on_gpu_setting_edited)
+        self.gpu_count.valueChanged.connect(self._on_gpu_setting_edited)
+
+    def gpu_layers(self) -> int | None:
+        """The GPU layers choice shown: None for auto, 0 for CPU only, else a layer count."""
+        mode = self.gpu_mode.currentIndex()
+        return None if mode == _GPU_AUTO else 0 if mode == _GPU_CPU_ONLY else self.gpu_count.value()
+
+    def _show_gpu_count(self) -> None:
+        self.gpu_count.setEnabled(self.gpu_mode.isEnabled() and self.gpu_mode.currentIndex() == _GPU_LAYERS)
+
+    @Slot()
+    def _on_gpu_setting_edited(self) -> None:
+        self._show_gpu_count()
+        if self._settings is None or self._save_settings is None:
+            return
+        value = self.gpu_layers()
+        if value == self._settings.gpu_layers:
+            return
+        self._settings.gpu_layers = value
+        self._save_settings()
+        self.gpu_layers_changed.emit(value)
 
     def _show_token_state(self) -> None:
         has_token = self._tokens.get() is not None
