@@ -37,6 +37,7 @@ screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshot_chat.py docs/screenshots/chat.png
 	$(BIN)/python scripts/screenshot_models.py docs/screenshots
 	$(BIN)/python scripts/screenshot_downloads.py docs/screenshots
+	$(BIN)/python scripts/screenshot_markdown.py docs/screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

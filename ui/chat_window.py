@@ -185,7 +185,9 @@ class ChatWindow(QMainWindow):
 
         self._message_view = QListView()
         self._message_view.setModel(self._messages)
-        self._message_view.setItemDelegate(MessageDelegate(self._message_view))
+        delegate = MessageDelegate(self._message_view)
+        delegate.action_requested.connect(self.handle_message_action)
+        self._message_view.setItemDelegate(delegate)
         self._message_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self._message_view.setResizeMode(QListView.ResizeMode.Adjust)
         # Long chats are laid out in batches, so the first screenful paints before the rest is measured.

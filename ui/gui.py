@@ -17,6 +17,7 @@ from app.context import AppContext
 from app.data_home import DataHome
 from app.logs import configure_logging
 from ui.chat_window import ChatWindow
+from ui.theme import apply_theme
 
 log = logging.getLogger("ui")
 
@@ -37,6 +38,7 @@ def create_application() -> QApplication:
     app.setDesktopFileName("llama-desk")
     if ICON_PATH.is_file():
         app.setWindowIcon(QIcon(str(ICON_PATH)))
+    apply_theme(app)  # Fusion, light or dark as the OS is, and following it
     return app
 
 
