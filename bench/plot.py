@@ -79,7 +79,7 @@ def draw(rows: list[Row], out: Path, title: str) -> None:
     from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter
 
     _app = QGuiApplication.instance() or QGuiApplication([])
-    width, row_height, top, label_width, bar_width = 1100, 46, 70, 400, 440
+    width, row_height, top, label_width, bar_width = 1280, 46, 70, 400, 440
     image = QImage(width, top + row_height * len(rows) + 40, QImage.Format.Format_ARGB32)
     image.fill(QColor("white"))
     painter = QPainter(image)
