@@ -24,6 +24,7 @@ from app.fit import FitVerdict
 from app.hub import RemoteFile, RepoListing
 from app.model_report import ModelReport
 from app.units import format_bytes, format_count
+from ui.theme import chat_colors
 
 _REPO_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -79,7 +80,7 @@ class CatalogPanel(QWidget):
         self.download_button.setEnabled(False)
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
-        self.message_label.setStyleSheet("color: #b3261e;")
+        self.message_label.setStyleSheet(f"color: {chat_colors(self.palette()).warning.name()};")
         self.message_label.hide()
 
         right = QWidget()

@@ -49,6 +49,7 @@ from ui.message_model import BRANCH_ROLE, MessageAction, MessageListModel
 from ui.model_manager import ModelManagerWindow
 from ui.sampling_dialog import SamplingDialog
 from ui.system_prompt_dialog import SystemPromptDialog
+from ui.theme import chat_colors
 
 log = logging.getLogger("ui.chat")
 
@@ -157,7 +158,7 @@ class ChatWindow(QMainWindow):
         self._model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._template_label = QLabel()
         self._template_label.setWordWrap(True)
-        self._template_label.setStyleSheet("color: #a15c00;")
+        self._template_label.setStyleSheet(f"color: {chat_colors(self.palette()).marker.name()};")
         self._template_label.hide()
 
         self._error_label = QLabel()
@@ -170,8 +171,8 @@ class ChatWindow(QMainWindow):
         self._error_banner = QFrame()
         self._error_banner.setObjectName("errorBanner")
         self._error_banner.setStyleSheet(
-            "#errorBanner { background: #fdecea; border: 1px solid #e0b4b4; border-radius: 6px; }"
-            "#errorBanner QLabel { color: #8a1f11; }"
+            "#errorBanner { background: palette(base); border: 1px solid %s; border-radius: 6px; }"
+            "#errorBanner QLabel { color: %s; }" % ((chat_colors(self.palette()).warning.name(),) * 2)
         )
         self._banner_button = QPushButton()
         self._banner_button.hide()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QGuiApplication
 
 from app.fit import Fit, FitVerdict
 from app.library import LibraryModel
 from app.units import format_bytes, format_count
+from ui.theme import chat_colors
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 MODEL_ROLE = Qt.ItemDataRole.UserRole + 2
 
 COLUMNS = ("Name", "Architecture", "Parameters", "Quantization", "Size", "Context", "Source", "Fit")
-_FIT_COLORS = {Fit.FITS: QColor("#1e7b34"), Fit.TIGHT: QColor("#a15c00"), Fit.TOO_LARGE: QColor("#b3261e")}
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -74,7 +74,10 @@ class LibraryTableModel(QAbstractTableModel):
             return str(model.path) if column in ("Name", "Source") else None
         if role == Qt.ItemDataRole.ForegroundRole and column == "Fit":
             verdict = self._verdicts.get(model.id)
-            return _FIT_COLORS.get(verdict.fit) if isinstance(verdict, FitVerdict) else None
+            if not isinstance(verdict, FitVerdict):
+                return None
+            colors = chat_colors(QGuiApplication.palette())  # readable in the light and dark themes
+            return {Fit.FITS: colors.success, Fit.TIGHT: colors.marker}.get(verdict.fit, colors.warning)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in ("Parameters", "Size", "Context"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -39,10 +39,9 @@ from app.meta_models import CATALOG, MetaModel, plan_files
 from app.units import format_bytes
 from ui.license_dialog import LicenseDialog
 from ui.meta_download_worker import MetaDownloadWorker
+from ui.theme import chat_colors
 
 _EXPIRY_REFRESH_MS = 30_000
-_OK_STYLE = "color: #2e7d32;"
-_PROBLEM_STYLE = "color: #c62828;"
 
 
 class MetaDownloadDialog(QDialog):
@@ -406,7 +405,9 @@ class MetaDownloadDialog(QDialog):
     @staticmethod
     def _say(label: QLabel, text: str, problem: bool, ok: bool = False) -> None:
         label.setText(text)
-        label.setStyleSheet(_PROBLEM_STYLE if problem else _OK_STYLE if ok else "")
+        colors = chat_colors(label.palette())
+        color = colors.warning if problem else colors.success if ok else None
+        label.setStyleSheet(f"color: {color.name()};" if color is not None else "")
 
 
 def _percent(done: int, total: int) -> int:

@@ -49,6 +49,7 @@ from ui.license_dialog import LicenseDialog
 from ui.meta_download_dialog import MetaDownloadDialog
 from ui.model_details import ModelDetailsDialog
 from ui.settings_dialog import SettingsDialog
+from ui.theme import chat_colors
 
 log = logging.getLogger("ui.models")
 
@@ -553,7 +554,8 @@ class ModelManagerWindow(QMainWindow):
             self.chat_requested.emit(model)
 
     def show_message(self, text: str, *, error: bool = True) -> None:
-        self.message_label.setStyleSheet("color: #b3261e;" if error else "color: #1e7b34;")
+        colors = chat_colors(self.palette())
+        self.message_label.setStyleSheet(f"color: {(colors.warning if error else colors.success).name()};")
         self.message_label.setText(text)
         self.message_label.show()
 
