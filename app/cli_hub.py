@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
 
+from app.cli_progress import conversion_progress, end_line, show_progress
 from app.context import AppContext
-from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES, ConversionProgress, Stage
+from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
 from app.data_home import DataHome
 from app.downloads import DownloadControl, Downloader, DownloadPaused, DownloadProgress
 from app.errors import LicenseNotAcceptedError, LlamaDeskError, UsageError
@@ -88,7 +88,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     downloader = Downloader(context.library, hub, context.home.models_dir)
     try:
         model = downloader.download(
-            remote, control=control, progress=_progress_line(), license_id=listing.license
+            remote, control=control, progress=_download_progress, license_id=listing.license
         )
     except KeyboardInterrupt:
         print("\nPaused: run the same command again to resume where it stopped.", file=sys.stderr)
@@ -97,7 +97,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         print(f"\n{paused}", file=sys.stderr)
         return EXIT_PAUSED
     finally:
-        _end_line()
+        end_line()
     digest = model.sha256[:12] if model.sha256 else "?"
     print(f"Verified (sha256 {digest}…) and added as #{model.id}: {model.name}")
     return 0
@@ -131,19 +131,18 @@ def _pull_and_convert(
     total = sum(f.size for f in listing.files)
     print(f"Downloading {listing.repo_id} ({format_bytes(total)}) to convert it…", file=sys.stderr)
     folder = checkpoint_folder(context.home.models_dir / ".checkpoints", listing)
-    show = _progress_line()
     try:
         fetch_hub_checkpoint(
             Downloader(context.library, hub, context.home.models_dir),
             listing,
             folder,
-            progress=lambda _name, p: show(p),
+            progress=lambda _name, p: _download_progress(p),
         )
     except KeyboardInterrupt:
         print("\nPaused: run the same command again to resume where it stopped.", file=sys.stderr)
         return EXIT_PAUSED
     finally:
-        _end_line()
+        end_line()
     request = ConversionRequest(
         folder,
         quant,
@@ -153,25 +152,10 @@ def _pull_and_convert(
         license_id=listing.license,
         remove_folder_after=not keep_original,
     )
-    model = convert_into_library(context.library, request, progress=stage_line())
-    _end_line()
+    model = convert_into_library(context.library, request, progress=conversion_progress())
+    end_line()
     print(f"Converted and added as #{model.id}: {model.name} ({format_bytes(model.size_bytes)})")
     return 0
-
-
-def stage_line() -> Callable[[ConversionProgress], None]:
-    stages: list[Stage] = []
-
-    def show(p: ConversionProgress) -> None:
-        if not sys.stderr.isatty():
-            return
-        if stages[-1:] != [p.stage]:
-            stages.append(p.stage)
-            sys.stderr.write("\n")
-        sys.stderr.write(f"\r  {p.stage.value}: {100 * p.done // max(p.total, 1):3d}%   ")
-        sys.stderr.flush()
-
-    return show
 
 
 def _cmd_token_set(_args: argparse.Namespace) -> int:
@@ -200,20 +184,6 @@ def _cmd_license_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_line() -> Callable[[DownloadProgress], None]:
-    def show(p: DownloadProgress) -> None:
-        if not sys.stderr.isatty():
-            return
-        eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
-        sys.stderr.write(
-            f"\r  {100 * p.done_bytes // max(p.total_bytes, 1):3d}%  {format_bytes(p.done_bytes)} of "
-            f"{format_bytes(p.total_bytes)}  {format_bytes(int(p.bytes_per_s))}/s{eta}   "
-        )
-        sys.stderr.flush()
-
-    return show
-
-
-def _end_line() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+def _download_progress(p: DownloadProgress) -> None:
+    eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+    show_progress(p.done_bytes, p.total_bytes, f"{format_bytes(int(p.bytes_per_s))}/s{eta}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
-from app.cli_hub import EXIT_PAUSED, accept_license, stage_line
+from app.cli_hub import EXIT_PAUSED, accept_license
+from app.cli_progress import conversion_progress, end_line, show_progress
 from app.context import AppContext
 from app.convert.into_library import ConversionRequest, convert_into_library
 from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
@@ -45,7 +45,7 @@ def _cmd_pull_meta(args: argparse.Namespace) -> int:
         print(f"Downloading {model.name} from Meta (the link {expiry})…", file=sys.stderr)
         try:
             result = MetaDownloader(context.home.models_dir / ".meta").download(
-                link, model, progress=_progress_line()
+                link, model, progress=_meta_progress
             )
         except (KeyboardInterrupt, DownloadPaused):
             print(
@@ -54,7 +54,7 @@ def _cmd_pull_meta(args: argparse.Namespace) -> int:
             )
             return EXIT_PAUSED
         finally:
-            _end_line()
+            end_line()
         print(
             f"All {len(result.files)} files match Meta's checksums. Converting to {args.quant}…",
             file=sys.stderr,
@@ -69,26 +69,13 @@ def _cmd_pull_meta(args: argparse.Namespace) -> int:
             license_id=model.license_id,
             remove_folder_after=not args.keep_original,
         )
-        converted = convert_into_library(context.library, request, progress=stage_line())
-        _end_line()
+        converted = convert_into_library(context.library, request, progress=conversion_progress())
+        end_line()
     finally:
         context.close()
     print(f"Converted and added as #{converted.id}: {converted.name} ({format_bytes(converted.size_bytes)})")
     return 0
 
 
-def _progress_line() -> Callable[[MetaProgress], None]:
-    def show(p: MetaProgress) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write(
-                f"\r  {100 * p.done_bytes // max(p.total_bytes, 1):3d}%  {format_bytes(p.done_bytes)} of "
-                f"{format_bytes(p.total_bytes)}  {format_bytes(int(p.bytes_per_s))}/s  {p.file}   "
-            )
-            sys.stderr.flush()
-
-    return show
-
-
-def _end_line() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+def _meta_progress(p: MetaProgress) -> None:
+    show_progress(p.done_bytes, p.total_bytes, f"{format_bytes(int(p.bytes_per_s))}/s  {p.file}")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.cli_progress import conversion_progress, end_line, show_progress
 from app.context import AppContext
-from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES, ConversionProgress, Stage
+from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
 from app.data_home import DataHome
 from app.errors import LlamaDeskError, ModelNotInLibraryError
 from app.fit import estimate_memory, judge_fit
@@ -117,9 +117,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         copy=args.copy,
         name=args.name,
         hash_in_place=not args.skip_hash,
-        progress=_progress_printer(),
+        progress=show_progress,
     )
-    _end_progress()
+    end_line()
     where = f"copied to {model.path}" if model.owned else f"used in place at {model.path}"
     print(f"Imported {model.name} as #{model.id} ({format_bytes(model.size_bytes)}, {where}).")
     return 0
@@ -192,32 +192,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         model = convert_into_library(
             context.library,
             ConversionRequest(args.folder, args.quant, name=args.name, instruct=args.instruct),
-            progress=_stage_printer(),
+            progress=conversion_progress(),
         )
     finally:
-        _end_progress()
+        end_line()
         context.close()
     size = format_bytes(model.size_bytes)
     print(f"Converted {args.folder} into the library as #{model.id} {model.name} ({size}).")
     return 0
-
-
-def _stage_printer() -> Callable[[ConversionProgress], None] | None:
-    show = _progress_printer()
-    if show is None:
-        return None
-    last_stage: list[Stage] = []
-
-    def report(progress: ConversionProgress) -> None:
-        if not last_stage or last_stage[0] is not progress.stage:
-            if last_stage:
-                _end_progress()
-            last_stage[:] = [progress.stage]
-            title = "Checking the result" if progress.stage is Stage.DONE else progress.stage.value
-            sys.stderr.write(f"{title}\n")
-        show(progress.done, progress.total)
-
-    return report
 
 
 def _resolve_model(ref: str) -> Path:
@@ -280,20 +262,3 @@ def _report_json(report: ModelReport, n_ctx: int, verdict: Any) -> dict[str, Any
             "explanation": verdict.explanation,
         },
     }
-
-
-def _progress_printer() -> Any:
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        percent = 100 * done // total if total else 100
-        sys.stderr.write(f"\r  {percent:3d}%  {format_bytes(done)} of {format_bytes(total)}   ")
-        sys.stderr.flush()
-
-    return show
-
-
-def _end_progress() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
