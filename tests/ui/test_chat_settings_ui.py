@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from pytestqt.qtbot import QtBot
 
 from app.chat_store import ChatStore
-from app.context import AppContext
 from app.data_home import DataHome
 from app.generation import GenerationParams
-from tests.ui.test_chat_window import LOAD_TIMEOUT_MS, make_window, send, wait_for_reply
+from tests.ui.chat_helpers import send, wait_for_reply
 from ui.chat_window import ChatWindow
-
-
-@pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def window(qtbot: QtBot, context: AppContext) -> Iterator[ChatWindow]:
-    win = make_window(qtbot, context)
-    qtbot.waitUntil(lambda: win.model_info is not None, timeout=LOAD_TIMEOUT_MS)
-    yield win
-    win.shutdown()
 
 
 def test_each_chat_keeps_its_own_context_length(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,44 +15,10 @@ from app.chat_store import ChatStore, MessageStatus
 from app.context import AppContext
 from app.data_home import DataHome
 from app.generation import GenerationParams
+from tests.ui.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, make_window, send, wait_for_reply
 from ui.chat_window import ChatWindow
-from ui.gui import open_chat_window
 
 LONG_TASK = "Write a long story about a lighthouse keeper."
-LOAD_TIMEOUT_MS = 60_000
-REPLY_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    yield ctx
-    ctx.close()
-
-
-def make_window(qtbot: QtBot, context: AppContext, model_path: Path | None = None) -> ChatWindow:
-    window = open_chat_window(context, model_path)
-    qtbot.addWidget(window)
-    window.show()
-    return window
-
-
-@pytest.fixture
-def window(qtbot: QtBot, context: AppContext) -> Iterator[ChatWindow]:
-    win = make_window(qtbot, context)
-    qtbot.waitUntil(lambda: win.model_info is not None, timeout=LOAD_TIMEOUT_MS)
-    yield win
-    win.shutdown()
-    assert win.worker_thread.isFinished(), "the worker thread must end with its window"
-
-
-def send(qtbot: QtBot, window: ChatWindow, text: str) -> None:
-    window.input_box.setPlainText(text)
-    qtbot.keyClick(window.input_box, Qt.Key.Key_Return)
-
-
-def wait_for_reply(qtbot: QtBot, window: ChatWindow) -> None:
-    qtbot.waitUntil(lambda: not window.is_generating, timeout=REPLY_TIMEOUT_MS)
 
 
 def test_reply_streams_into_the_view(qtbot: QtBot, window: ChatWindow) -> None:

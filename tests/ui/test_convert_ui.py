@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pytestqt.qtbot import QtBot
 
-from app.context import AppContext
 from app.convert.into_library import ConversionRequest
 from app.data_home import DataHome
 from tests.convert_checkpoints import write_hf_llama, write_meta_llama2
@@ -16,22 +13,6 @@ from tests.ui.test_model_manager import names
 from ui.model_manager import ModelManagerWindow
 
 TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def manager(qtbot: QtBot, context: AppContext) -> Iterator[ModelManagerWindow]:
-    window = ModelManagerWindow(context)
-    qtbot.addWidget(window)
-    window.show()
-    yield window
-    window.shutdown()
 
 
 def test_a_converted_checkpoint_appears_in_the_library(

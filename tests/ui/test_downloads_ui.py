@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from PySide6.QtWidgets import QDialog
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
-from app.data_home import DataHome
 from app.download_jobs import JobState
 from app.licenses import NEEDS_ACCEPTANCE
 from tests.fake_hub import FakeFile, FakeHub, FakeRepo
@@ -31,11 +29,9 @@ def model_bytes(tmp_path: Path) -> bytes:
 
 
 @pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    ctx.tokens.delete()
-    yield ctx
-    ctx.close()
+def context(context: AppContext) -> AppContext:
+    context.tokens.delete()  # no Hugging Face token left by another test
+    return context
 
 
 def open_manager(qtbot: QtBot, context: AppContext) -> ModelManagerWindow:
@@ -43,13 +39,6 @@ def open_manager(qtbot: QtBot, context: AppContext) -> ModelManagerWindow:
     qtbot.addWidget(window)
     window.show()
     return window
-
-
-@pytest.fixture
-def manager(qtbot: QtBot, context: AppContext) -> Iterator[ModelManagerWindow]:
-    window = open_manager(qtbot, context)
-    yield window
-    window.shutdown()
 
 
 def answer_license(monkeypatch: pytest.MonkeyPatch, accept: bool) -> list[str]:

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from app.chat_store import ChatStore, MessageStatus
-from app.context import AppContext
 from app.data_home import DataHome
 from app.generation import GenerationParams
-from tests.ui.test_chat_window import LOAD_TIMEOUT_MS, make_window, send, wait_for_reply
+from tests.ui.chat_helpers import send, wait_for_reply
 from ui.chat_window import ChatWindow
 from ui.message_model import BRANCH_ROLE, MessageAction
 
 
 @pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def window(qtbot: QtBot, context: AppContext) -> Iterator[ChatWindow]:
-    win = make_window(qtbot, context)
-    qtbot.waitUntil(lambda: win.model_info is not None, timeout=LOAD_TIMEOUT_MS)
-    # Seeded sampling: the same prompt gives a different reply on each seed, so branches differ.
-    win.generation_params = GenerationParams(temperature=1.0, max_tokens=12, seed=None)
-    yield win
-    win.shutdown()
+def window(window: ChatWindow) -> ChatWindow:
+    # Sampled with a new seed each time: the same prompt gives a different reply, so branches differ.
+    window.generation_params = GenerationParams(temperature=1.0, max_tokens=12, seed=None)
+    return window
 
 
 def shown(window: ChatWindow) -> list[tuple[str, str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,22 +21,6 @@ from ui.library_table_model import COLUMNS
 from ui.model_manager import ModelManagerWindow
 
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def manager(qtbot: QtBot, context: AppContext) -> Iterator[ModelManagerWindow]:
-    window = ModelManagerWindow(context)
-    qtbot.addWidget(window)
-    window.show()
-    yield window
-    window.shutdown()
 
 
 def cell(manager: ModelManagerWindow, row: int, column: str) -> str:

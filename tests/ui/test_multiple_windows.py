@@ -11,22 +11,14 @@ from PySide6.QtGui import QKeySequence
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
-from app.data_home import DataHome
 from app.generation import GenerationParams
 from app.model_usage import LoadedModel, memory_warning
 from tests.gguf_files import LLAMA_SHAPES, write_header_only_llama
-from tests.ui.test_chat_window import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send
+from tests.ui.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send
 from ui.chat_window import ChatWindow
 from ui.gui import ChatWindows
 
 GIB = 1 << 30
-
-
-@pytest.fixture
-def context(data_home: DataHome) -> Iterator[AppContext]:
-    ctx = AppContext.open(data_home)
-    yield ctx
-    ctx.close()
 
 
 @pytest.fixture
