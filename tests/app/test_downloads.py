@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from app.hub import HubAccess, HubClient, RemoteFile, choose_file
 from app.library import ModelLibrary
 from tests.fake_hub import FakeFile, FakeHub, FakeRepo
 from tests.gguf_files import write_small_gguf
+from tests.small_disk import small_tmpfs
 
 REPO = "bartowski/Tiny-Llama-GGUF"
 FILE = "tiny-Q4_K_M.gguf"
@@ -239,15 +239,8 @@ def test_not_enough_disk_is_checked_before_starting(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    with small_tmpfs(tmp_path / "small-disk", "128k") as mount:
+        yield mount
 
 
 def test_a_disk_that_fills_up_mid_download_keeps_the_partial(

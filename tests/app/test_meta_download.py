@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from app.meta_download import MetaDownloader, MetaFileStatus, MetaProgress, pars
 from app.meta_link import MetaLink, parse_meta_link
 from app.meta_models import CATALOG, MetaModel, MetaRelease, find_meta_model, plan_files
 from tests.fake_meta_cdn import FakeMetaCdn, write_meta_tree
+from tests.small_disk import small_tmpfs
 
 FAST = RetryPolicy(attempts=3, first_backoff_s=0.01, stall_timeout_s=2.0)
 LLAMA2_13B = find_meta_model("Llama-2-13b-chat")
@@ -326,15 +326,8 @@ def test_not_enough_disk_is_checked_before_the_first_byte(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    with small_tmpfs(tmp_path / "small-disk", "256k") as mount:
+        yield mount
 
 
 def test_a_disk_that_fills_up_mid_file_keeps_the_partial(cdn: FakeMetaCdn, small_disk: Path) -> None:
