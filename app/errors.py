@@ -364,3 +364,16 @@ class UnknownMetaModelError(LlamaDeskError, LookupError):
 
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"No Meta model {name!r}; choose one of: {', '.join(known)}.")
+
+
+class SelfTestError(LlamaDeskError, RuntimeError):
+    """The self-test found the app broken; the message says which step failed."""
+
+    exit_code = 5
+
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(
+            f"Self-test failed while {step}: {detail}. Reinstall Llama Desk; if it still fails, "
+            "report this message and the log file (llama-desk --self-test --verbose)."
+        )
+        self.step = step

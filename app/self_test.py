@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from app.backends import BackendReport, detect_backend
-from app.errors import LlamaDeskError
+from app.errors import LlamaDeskError, SelfTestError
 from app.generation import ChatTurn, GenerationParams
 
 log = logging.getLogger("self_test")
@@ -27,19 +27,6 @@ log = logging.getLogger("self_test")
 #: Substrings naming the libraries worth reporting: llama.cpp's, its OpenMP runtime, GPU runtimes, Qt's.
 _INTERESTING_LIBRARIES = ("llama", "ggml", "mtmd", "gomp", "omp", "cuda", "cublas", "vulkan", "metal", "qt6")
 _PROMPT = "Say hello in three words."
-
-
-class SelfTestError(LlamaDeskError, RuntimeError):
-    """The self-test found the app broken; the message says which step failed."""
-
-    exit_code = 5
-
-    def __init__(self, step: str, detail: str) -> None:
-        super().__init__(
-            f"Self-test failed while {step}: {detail}. Reinstall Llama Desk; if it still fails, "
-            "report this message and the log file (llama-desk --self-test --verbose)."
-        )
-        self.step = step
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ def _window_test(home: DataHome, model: Path | None, screenshot: Path, engine_s:
     from PySide6.QtCore import QEventLoop, QTimer, qVersion
 
     from app.context import AppContext
-    from app.self_test import SelfTestError, loaded_files
+    from app.errors import SelfTestError
+    from app.self_test import loaded_files
     from ui.gui import ChatWindows, create_application
 
     app = create_application()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -12,7 +13,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.convert.into_library import ConversionRequest, convert_into_library
 from app.convert.pipeline import ConversionProgress, Stage
 from app.errors import LlamaDeskError
-from app.library import ModelLibrary
+from app.library import LibraryModel, ModelLibrary
 from app.model_report import inspect_model
 
 log = logging.getLogger("ui.library")
@@ -58,46 +59,52 @@ class LibraryWorker(QObject):
 
     @Slot(str, bool)
     def import_model(self, path: str, copy: bool) -> None:
-        self._cancel.clear()
-        try:
-            model = self._library.import_model(
+        self._into_library(
+            "import",
+            path,
+            lambda: self._library.import_model(
                 Path(path), copy=copy, progress=self._report, cancel=self._cancel
-            )
-        except LlamaDeskError as exc:
-            log.info("import of %s failed: %s", path, exc)
-            self.import_failed.emit(str(exc))
-            return
-        except OSError as exc:
-            self.import_failed.emit(f"Could not import {path}: {exc.strerror or exc}")
-            return
-        self.import_finished.emit(model)
+            ),
+        )
 
     @Slot(object)
     def convert_folder(self, request: ConversionRequest) -> None:
         """Convert a Meta or Hugging Face checkpoint folder into a library model."""
+        self._into_library(
+            "convert",
+            str(request.folder),
+            lambda: convert_into_library(
+                self._library, request, progress=self._report_conversion, cancel=self._cancel
+            ),
+        )
+
+    def _into_library(self, verb: str, source: str, work: Callable[[], LibraryModel]) -> None:
+        """Run an import or a conversion; it ends with import_finished or import_failed."""
         self._cancel.clear()
         try:
-            model = convert_into_library(
-                self._library, request, progress=self._report_conversion, cancel=self._cancel
-            )
+            model = work()
         except LlamaDeskError as exc:
-            log.info("conversion of %s failed: %s", request.folder, exc)
+            log.info("%s of %s failed: %s", verb, source, exc)
             self.import_failed.emit(str(exc))
             return
         except OSError as exc:
-            self.import_failed.emit(f"Could not convert {request.folder}: {exc.strerror or exc}")
+            self.import_failed.emit(f"Could not {verb} {source}: {exc.strerror or exc}")
             return
         self.import_finished.emit(model)
 
     def _report_conversion(self, progress: ConversionProgress) -> None:
-        now = time.monotonic()
-        if progress.done == progress.total or now - self._last_progress >= _PROGRESS_INTERVAL_S:
-            self._last_progress = now
+        if self._progress_due(progress.done, progress.total):
             stage = "Checking the result" if progress.stage is Stage.DONE else progress.stage.value
             self.conversion_progress.emit(stage, progress.done, progress.total)
 
     def _report(self, done: int, total: int) -> None:
+        if self._progress_due(done, total):
+            self.import_progress.emit(done, total)
+
+    def _progress_due(self, done: int, total: int) -> bool:
+        """At most one progress signal per interval, and always the last one."""
         now = time.monotonic()
         if done == total or now - self._last_progress >= _PROGRESS_INTERVAL_S:
             self._last_progress = now
-            self.import_progress.emit(done, total)
+            return True
+        return False

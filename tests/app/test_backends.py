@@ -18,10 +18,11 @@ from app.backends import (
     plan_offload,
 )
 from app.engine import ModelSession
+from app.errors import SelfTestError
 from app.fit import estimate_memory, layer_costs, plan_model_offload
 from app.hardware import DeviceKind, llama_cpp_devices
 from app.model_report import inspect_model
-from app.self_test import SelfTestError, run_self_test
+from app.self_test import run_self_test
 
 MIB = 1 << 20
 GIB = 1 << 30
