@@ -30,7 +30,7 @@ from app.chat_template import ChatTemplate, choose_template
 from app.errors import EngineBusyError, GenerationError, ModelLoadError, PromptTooLongError
 from app.fit import plan_file_offload
 from app.generation import ChatTurn, GenerationParams, GenerationResult, GenerationStats, StopReason
-from app.gguf_header import read_header
+from app.model_report import ModelReport, inspect_model
 
 log = logging.getLogger("engine")
 _llama_log = logging.getLogger("llama.cpp")
@@ -86,15 +86,19 @@ class ModelSession:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
+        report: ModelReport | None = None,
     ) -> None:
         """Load `path` (slow: call off the GUI thread). `n_ctx` is capped at the model's trained length.
 
         `name` is what the user calls the model (its library name); the GGUF's own name is the fallback.
         `n_gpu_layers`: None offloads as many layers as fit in free VRAM, 0 runs on the CPU only.
+        `report`: the file's header, if the caller has read it already (it is read once per load).
         """
-        read_header(path)  # our bounded, fuzzed parser sees a damaged or hostile header before llama.cpp does
+        # Our bounded, fuzzed parser sees a damaged or hostile header before llama.cpp does; a caller
+        # that has read it already (to check memory) passes its report so it is read once.
+        report = report or inspect_model(path)
         threads = n_threads or default_thread_count()
-        plan = plan_file_offload(path, n_ctx, n_gpu_layers)
+        plan = plan_file_offload(report, n_ctx, n_gpu_layers)
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = plan.n_gpu_layers
         started = time.perf_counter()

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 import gguf
 
 from app.backends import BackendReport, LayerCosts, OffloadPlan, detect_backend, layers_that_fit, plan_offload
 from app.hardware import Hardware
-from app.model_report import ModelReport, ModelShape, inspect_model
+from app.model_report import ModelReport, ModelShape
 
 GIB = 1 << 30
 DEFAULT_UBATCH = 512
@@ -140,9 +139,8 @@ def plan_model_offload(
     return OffloadPlan(-1, 0, backend.name, None, "all layers on the GPU (the model's shape is unknown)")
 
 
-def plan_file_offload(path: Path, n_ctx: int, requested: int | None = None) -> OffloadPlan:
-    """The offload plan for loading `path` with `n_ctx` tokens of context on this machine, now."""
-    report = inspect_model(path)
+def plan_file_offload(report: ModelReport, n_ctx: int, requested: int | None = None) -> OffloadPlan:
+    """The offload plan for loading `report`'s model with `n_ctx` tokens of context on this machine, now."""
     trained = report.context_length
     return plan_model_offload(
         report,

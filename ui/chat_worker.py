@@ -99,7 +99,8 @@ class ChatWorker(QObject):
         """
         self._close_session()
         try:
-            needs = LoadedModel.estimate(Path(path), estimate_memory(inspect_model(Path(path)), self._n_ctx))
+            report = inspect_model(Path(path))
+            needs = LoadedModel.estimate(Path(path), estimate_memory(report, self._n_ctx))
             if not confirmed:
                 others = self._usage.loaded_by_others(id(self))
                 warning = memory_warning(needs, others, probe_hardware().ram_total)
@@ -113,6 +114,7 @@ class ChatWorker(QObject):
                 n_ctx=self._n_ctx,
                 n_threads=self._n_threads,
                 n_gpu_layers=self._n_gpu_layers,
+                report=report,
             )
         except LlamaDeskError as exc:
             log.warning("model load failed: %s", exc)
