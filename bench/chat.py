@@ -31,35 +31,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from bench.raw_llama import raw_decode_tok_s
+
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 N_CTX = 4096
 DECODE_TOKENS = 128
-
-
-def raw_decode_tok_s(model_path: Path, prompt_tokens: list[int], threads: int) -> float:
-    """llama.cpp's own speed: the low-level decode loop with a greedy C sampler, timed after the prompt."""
-    import llama_cpp
-
-    mparams = llama_cpp.llama_model_default_params()
-    model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
-    cparams = llama_cpp.llama_context_default_params()
-    cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = N_CTX, 512, 512
-    cparams.n_threads = cparams.n_threads_batch = threads
-    ctx = llama_cpp.llama_init_from_model(model, cparams)
-    sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    llama_cpp.llama_sampler_chain_add(sampler, llama_cpp.llama_sampler_init_greedy())
-    tokens = (llama_cpp.llama_token * len(prompt_tokens))(*prompt_tokens)
-    llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(tokens, len(prompt_tokens)))
-    one = (llama_cpp.llama_token * 1)()
-    started = time.perf_counter()
-    for _ in range(DECODE_TOKENS):
-        one[0] = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
-        llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
-    elapsed = time.perf_counter() - started
-    llama_cpp.llama_sampler_free(sampler)
-    llama_cpp.llama_free(ctx)
-    llama_cpp.llama_model_free(model)
-    return DECODE_TOKENS / elapsed
 
 
 def wait_until(app: object, condition: object, timeout_s: float = 300.0) -> None:
@@ -236,7 +212,7 @@ def main() -> int:
     window.generation_params = GenerationParams(temperature=0.0, max_tokens=DECODE_TOKENS)
     raw, full = [], []
     for _ in range(args.runs):
-        raw.append(raw_decode_tok_s(model_path, prompt_tokens, threads))
+        raw.append(raw_decode_tok_s(model_path, prompt_tokens, DECODE_TOKENS, n_ctx=N_CTX, threads=threads))
         window.new_conversation()
         window.input_box.setPlainText(PROMPT)
         window.send_message()

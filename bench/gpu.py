@@ -27,6 +27,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from bench.raw_llama import raw_decode_tok_s
+
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 N_CTX = 2048
 Q4_K_M = 15  # enum llama_ftype: LLAMA_FTYPE_MOSTLY_Q4_K_M
@@ -90,38 +92,6 @@ def make_model(vocab_path: Path, out: Path, layers: int, dim: int, ffn: int) -> 
     print(f"{out}: {out.stat().st_size / 2**30:.2f} GiB Q4_K_M in {time.perf_counter() - started:.0f} s")
 
 
-def raw_decode_tok_s(model_path: Path, tokens: list[int], n_decode: int) -> float:
-    """llama.cpp's own speed: load with every layer on the GPU, then a greedy llama_decode loop."""
-    import llama_cpp
-
-    from app.engine import default_thread_count
-
-    mparams = llama_cpp.llama_model_default_params()
-    mparams.n_gpu_layers = 999
-    model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), mparams)
-    cparams = llama_cpp.llama_context_default_params()
-    cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = N_CTX, 512, 512
-    cparams.n_threads = cparams.n_threads_batch = default_thread_count()  # as the engine does
-    ctx = llama_cpp.llama_init_from_model(model, cparams)
-    sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    llama_cpp.llama_sampler_chain_add(sampler, llama_cpp.llama_sampler_init_greedy())
-    prompt = (llama_cpp.llama_token * len(tokens))(*tokens)
-    llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(prompt, len(tokens)))
-    one = (llama_cpp.llama_token * 1)()
-    one[0] = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
-    llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))  # first token: not timed
-    started = time.perf_counter()
-    for _ in range(n_decode - 1):
-        one[0] = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
-        llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
-    llama_cpp.llama_synchronize(ctx)
-    elapsed = time.perf_counter() - started
-    llama_cpp.llama_sampler_free(sampler)
-    llama_cpp.llama_free(ctx)
-    llama_cpp.llama_model_free(model)
-    return (n_decode - 1) / elapsed
-
-
 def engine_decode(model_path: Path, n_decode: int) -> tuple[float, str, int]:
     """The app's engine: tokens/s after the first token, where the layers ran, and the prompt length."""
     from app.engine import ModelSession
@@ -143,6 +113,7 @@ def bytes_per_token(model_path: Path) -> int:
 
 def run(model_path: Path, n_decode: int, runs: int, peak_gbs: float | None) -> dict[str, object]:
     from app.backends import detect_backend
+    from app.engine import default_thread_count
 
     backend = detect_backend()
     print(f"backend: {backend.describe()}")
@@ -150,7 +121,16 @@ def run(model_path: Path, n_decode: int, runs: int, peak_gbs: float | None) -> d
     for _ in range(runs):
         tok_s, where, prompt_tokens = engine_decode(model_path, n_decode)
         engine.append(tok_s)
-        raw.append(raw_decode_tok_s(model_path, list(range(1000, 1000 + prompt_tokens)), n_decode))
+        raw.append(
+            raw_decode_tok_s(
+                model_path,
+                list(range(1000, 1000 + prompt_tokens)),
+                n_decode,
+                n_ctx=N_CTX,
+                threads=default_thread_count(),  # as the engine does
+                n_gpu_layers=999,
+            )
+        )
         print(f"engine {engine[-1]:.1f} tok/s, raw llama_decode {raw[-1]:.1f} tok/s ({where})")
     engine_med, raw_med = statistics.median(engine), statistics.median(raw)
     per_token = bytes_per_token(model_path)
