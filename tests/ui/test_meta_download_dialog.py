@@ -76,6 +76,15 @@ def download(qtbot: QtBot, dialog: MetaDownloadDialog) -> MetaDownloadResult:
     return result
 
 
+def start_slow_download(qtbot: QtBot, dialog: MetaDownloadDialog, cdn: FakeMetaCdn) -> None:
+    """Start a download over a slow line (~0.6 s for the shard: time to press a button) and wait for
+    the shard to begin."""
+    cdn.faults.chunk_delay_s = 0.03
+    dialog.link_edit.setText(cdn.link())
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.files_table.item(3, 2).text().endswith("%"), timeout=TIMEOUT_MS)
+
+
 def test_the_link_is_checked_as_it_is_typed(dialog: MetaDownloadDialog, cdn: FakeMetaCdn) -> None:
     assert not dialog.download_button.isEnabled() and "Paste the link" in dialog.link_status.text()
     good = cdn.link()
@@ -145,10 +154,7 @@ def test_an_expired_link_mid_file_then_a_fresh_one_resumes(
 def test_pause_then_resume(
     qtbot: QtBot, dialog: MetaDownloadDialog, cdn: FakeMetaCdn, accept_licenses: list[str]
 ) -> None:
-    cdn.faults.chunk_delay_s = 0.03  # ~0.6 s for the shard: time to press Pause
-    dialog.link_edit.setText(cdn.link())
-    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.files_table.item(3, 2).text().endswith("%"), timeout=TIMEOUT_MS)
+    start_slow_download(qtbot, dialog, cdn)
     assert not dialog.download_button.isEnabled() and not dialog.model_combo.isEnabled()
     snapshot(dialog, "running")
     with qtbot.waitSignal(dialog.download_stopped, timeout=TIMEOUT_MS) as stopped:
@@ -163,10 +169,7 @@ def test_pause_then_resume(
 def test_cancel_removes_the_partial(
     qtbot: QtBot, dialog: MetaDownloadDialog, cdn: FakeMetaCdn, accept_licenses: list[str]
 ) -> None:
-    cdn.faults.chunk_delay_s = 0.03
-    dialog.link_edit.setText(cdn.link())
-    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.files_table.item(3, 2).text().endswith("%"), timeout=TIMEOUT_MS)
+    start_slow_download(qtbot, dialog, cdn)
     with qtbot.waitSignal(dialog.download_stopped, timeout=TIMEOUT_MS) as stopped:
         qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     assert stopped.args[0] == "cancelled"
@@ -177,10 +180,7 @@ def test_cancel_removes_the_partial(
 def test_closing_mid_download_pauses_it(
     qtbot: QtBot, dialog: MetaDownloadDialog, cdn: FakeMetaCdn, accept_licenses: list[str]
 ) -> None:
-    cdn.faults.chunk_delay_s = 0.03
-    dialog.link_edit.setText(cdn.link())
-    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.files_table.item(3, 2).text().endswith("%"), timeout=TIMEOUT_MS)
+    start_slow_download(qtbot, dialog, cdn)
     dialog.close()
     assert not dialog.worker_thread.isRunning()
     assert (tmp_folder(dialog) / "consolidated.00.pth.part").stat().st_size > 0, "kept for a resume"
