@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QListView
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
 from ui.chat_window import ChatWindow
 from ui.gui import open_chat_window
+from ui.message_delegate import MessageDelegate
+from ui.message_model import MessageListModel
 
 LOAD_TIMEOUT_MS = 60_000
 REPLY_TIMEOUT_MS = 120_000
@@ -29,3 +32,18 @@ def send(qtbot: QtBot, window: ChatWindow, text: str) -> None:
 
 def wait_for_reply(qtbot: QtBot, window: ChatWindow) -> None:
     qtbot.waitUntil(lambda: not window.is_generating, timeout=REPLY_TIMEOUT_MS)
+
+
+def show_message_view(
+    qtbot: QtBot, model: MessageListModel, height: int
+) -> tuple[QListView, MessageDelegate]:
+    """The chat's message list alone, 900 px wide, shown and exposed."""
+    view = QListView()
+    view.setModel(model)
+    delegate = MessageDelegate(view)
+    view.setItemDelegate(delegate)
+    view.resize(900, height)
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    return view, delegate

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QListView
 from pytestqt.qtbot import QtBot
 
 from app.chat_store import ChatMessage, MessageStatus
+from tests.ui.chat_helpers import show_message_view
 from ui.markdown_view import BlockKind, RenderedMessage, looks_like_markdown, split_blocks
 from ui.message_delegate import MessageDelegate
 from ui.message_model import MessageListModel
@@ -52,14 +53,7 @@ def message(
 @pytest.fixture
 def chat_view(qtbot: QtBot) -> Iterator[tuple[QListView, MessageListModel, MessageDelegate]]:
     model = MessageListModel()
-    view = QListView()
-    view.setModel(model)
-    delegate = MessageDelegate(view)
-    view.setItemDelegate(delegate)
-    view.resize(900, 700)
-    qtbot.addWidget(view)
-    view.show()
-    qtbot.waitExposed(view)
+    view, delegate = show_message_view(qtbot, model, 700)
     yield view, model, delegate
 
 

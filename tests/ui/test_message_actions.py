@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from app.chat_store import MessageStatus
 from app.generation import GenerationStats, StopReason
+from tests.ui.chat_helpers import show_message_view
 from tests.ui.test_markdown_rendering import REPLY, message
 from ui.message_delegate import Hit, MessageDelegate
 from ui.message_model import MessageAction, MessageListModel
@@ -34,14 +35,7 @@ def chat(qtbot: QtBot) -> Iterator[tuple[QListView, MessageListModel, MessageDel
         ],
         branches={2: (2, 3), 3: (1, 2)},
     )
-    view = QListView()
-    view.setModel(model)
-    delegate = MessageDelegate(view)
-    view.setItemDelegate(delegate)
-    view.resize(900, 1400)
-    qtbot.addWidget(view)
-    view.show()
-    qtbot.waitExposed(view)
+    view, delegate = show_message_view(qtbot, model, 1400)
     qtbot.waitUntil(lambda: bool(delegate.hits(5)))
     yield view, model, delegate
 
