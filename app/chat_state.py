@@ -37,10 +37,12 @@ class CacheKey:
 
 
 class ChatStateCache:
+    """The saved caches of one worker, whose one session at a time holds one chat."""
+
     def __init__(self, folder: Path, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self._folder = folder
         self._budget = budget_bytes
-        self._holding: dict[int, int | None] = {}  # id(session) -> conversation its cache holds
+        self._held: int | None = None  # the conversation the session's cache holds
 
     def prepare(self, session: ModelSession, conversation_id: int) -> int:
         """Make `session`'s cache hold `conversation_id` if it can be had cheaper than re-reading.
@@ -48,8 +50,7 @@ class ChatStateCache:
         Returns the number of tokens restored from disk (0 when the cache already held this chat or
         nothing usable was saved).
         """
-        held = self._holding.get(id(session))
-        self._holding[id(session)] = conversation_id
+        held, self._held = self._held, conversation_id
         if held == conversation_id:
             return 0
         if held is not None:
@@ -58,7 +59,7 @@ class ChatStateCache:
 
     def suspend(self, session: ModelSession) -> None:
         """Save the chat the session's cache holds (before the model is closed or swapped)."""
-        held = self._holding.pop(id(session), None)
+        held, self._held = self._held, None
         if held is not None:
             self.save(session, held)
 
