@@ -221,6 +221,27 @@ class HubServerError(HubError, ConnectionError):
     exit_code = 14
 
 
+class HubBusyError(HubServerError):
+    """429 or 503: the server asked us to come back later, perhaps saying when (`Retry-After`)."""
+
+    def __init__(self, status: int, what: str, retry_after_s: float | None) -> None:
+        when = f"in {retry_after_s:.0f} s" if retry_after_s is not None else "later"
+        super().__init__(f"Hugging Face is busy ({status}) for {what} and asked to try again {when}.")
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class HubUnsafeListingError(HubError, ValueError):
+    """The server sent a file name, hash or commit id that cannot be used as it is."""
+
+    exit_code = 13
+
+    def __init__(self, repo_id: str, problem: str) -> None:
+        super().__init__(
+            f"Hugging Face's file list for {repo_id} cannot be trusted: {problem}. Nothing was written."
+        )
+
+
 class LicenseNotAcceptedError(LlamaDeskError, PermissionError):
     exit_code = 16
 
@@ -283,6 +304,20 @@ class MetaChecksumMismatchError(LlamaDeskError, ValueError):
         super().__init__(
             f"{filename} arrived damaged: its md5 is {actual[:12]}…, its checklist says {expected[:12]}…. "
             "The file was discarded; resume the download to fetch it again."
+        )
+        self.filename = filename
+
+
+class MetaUnlistedFileError(LlamaDeskError, ValueError):
+    """A file of a Meta download that its checklist does not list, so its bytes cannot be checked."""
+
+    exit_code = 13
+
+    def __init__(self, filename: str, checklist: str) -> None:
+        super().__init__(
+            f"{checklist} does not list {filename}, so it cannot be verified; nothing unverified was kept. "
+            "If you trust this link anyway, download again with --allow-unlisted (in the app: "
+            "'Accept files the checklist does not list')."
         )
         self.filename = filename
 

@@ -8,11 +8,14 @@ access requested and pending), a missing repo or file, or no network at all.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, constants, get_session, hf_hub_url
@@ -23,22 +26,55 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.hf_api import ModelInfo
 from huggingface_hub.utils import hf_raise_for_status
 
 from app.errors import (
     HubAccessPendingError,
+    HubBusyError,
     HubError,
     HubLicenseNotAcceptedError,
     HubNotFoundError,
     HubNoTokenError,
     HubOfflineError,
     HubServerError,
+    HubUnsafeListingError,
 )
+from app.safe_names import is_commit_id, is_safe_repo_path, is_sha256
 
 log = logging.getLogger("hub")
 
 #: Timeouts for metadata calls; downloads set their own read timeout (the stall watchdog).
 CONNECT_TIMEOUT_S = 10.0
+MAX_REDIRECTS = 5
+#: A metadata call the server answers 429/503 is tried this often, waiting as `Retry-After` says.
+BUSY_ATTEMPTS = 4
+#: The longest wait a `Retry-After` may ask for; a longer one is waited this long, then tried again.
+MAX_RETRY_AFTER_S = 120.0
+
+_T = TypeVar("_T")
+
+
+def origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in): what a credential is scoped to."""
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), port
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (a number or an HTTP date), capped; None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 class HubAccess(StrEnum):
@@ -118,10 +154,19 @@ def _is_checkpoint_file(name: str) -> bool:
 
 
 class HubClient:
-    def __init__(self, token: str | None = None, endpoint: str | None = None) -> None:
+    """The Hub's API and files. The token is sent only to the endpoint's own origin, on every hop."""
+
+    def __init__(
+        self,
+        token: str | None = None,
+        endpoint: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+        self._origin = origin(httpx2.URL(self.endpoint))
         self._token = token or None
         self._api = HfApi(endpoint=self.endpoint, token=self._token or False)
+        self._sleep = sleep
 
     @property
     def has_token(self) -> bool:
@@ -142,21 +187,35 @@ class HubClient:
         return listing
 
     def _list_files(self, repo_id: str, revision: str | None, keep: Callable[[str], bool]) -> RepoListing:
-        with self._mapped_errors(repo_id):
-            info = self._api.model_info(
-                repo_id, revision=revision, files_metadata=True, timeout=CONNECT_TIMEOUT_S
-            )
+        def model_info() -> ModelInfo:
+            with self._mapped_errors(repo_id):
+                return self._api.model_info(
+                    repo_id, revision=revision, files_metadata=True, timeout=CONNECT_TIMEOUT_S
+                )
+
+        info = self._when_not_busy(model_info)
+        commit = info.sha or revision or "main"
+        if info.sha is not None and not is_commit_id(info.sha):
+            raise HubUnsafeListingError(repo_id, f"the commit id {str(info.sha)[:60]!r} is not one")
         files = []
         for sibling in info.siblings or []:
-            if not keep(sibling.rfilename):
+            name = sibling.rfilename
+            if not is_safe_repo_path(name):
+                raise HubUnsafeListingError(repo_id, f"the file name {str(name)[:80]!r} is not a plain path")
+            if not keep(name):
                 continue
             lfs = sibling.lfs
+            if lfs is not None and not is_sha256(lfs.sha256):
+                raise HubUnsafeListingError(repo_id, f"the sha256 of {name} is {str(lfs.sha256)[:80]!r}")
+            size = (lfs.size if lfs else sibling.size) or 0
+            if not isinstance(size, int) or size < 0:
+                raise HubUnsafeListingError(repo_id, f"the size of {name} is {size!r}")
             files.append(
                 RemoteFile(
                     repo_id=repo_id,
-                    filename=sibling.rfilename,
-                    revision=info.sha or revision or "main",
-                    size=(lfs.size if lfs else sibling.size) or 0,
+                    filename=name,
+                    revision=commit,
+                    size=size,
                     sha256=lfs.sha256 if lfs else None,
                 )
             )
@@ -164,13 +223,30 @@ class HubClient:
         license_id = card.get("license") or next(
             (t.removeprefix("license:") for t in info.tags or [] if t.startswith("license:")), None
         )
-        return RepoListing(repo_id, info.sha or revision or "main", bool(info.gated), license_id, files)
+        return RepoListing(repo_id, commit, bool(info.gated), license_id, files)
+
+    def _when_not_busy(self, call: Callable[[], _T]) -> _T:
+        """`call()`, waiting and trying again while the server answers 429/503 (as `Retry-After` says)."""
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                return call()
+            except HubBusyError as exc:
+                if attempt == BUSY_ATTEMPTS:
+                    raise
+                wait = exc.retry_after_s if exc.retry_after_s is not None else 2.0**attempt
+                log.warning("%s; waiting %.0f s (try %d of %d)", exc, wait, attempt, BUSY_ATTEMPTS)
+                self._sleep(wait)
+        raise AssertionError("unreachable")
 
     def check_access(self, repo_id: str) -> HubAccess:
         """Whether this token may download from `repo_id` (always granted for public repos)."""
-        try:
+
+        def auth_check() -> None:
             with self._mapped_errors(repo_id):
                 self._api.auth_check(repo_id, token=self._token or False)
+
+        try:
+            self._when_not_busy(auth_check)
         except HubNoTokenError:
             return HubAccess.NO_TOKEN
         except HubAccessPendingError:
@@ -191,50 +267,82 @@ class HubClient:
 
     def search_gguf(self, query: str, limit: int = 30) -> list[str]:
         """Repo ids of GGUF models matching `query`, most downloaded first."""
-        with self._mapped_errors(query):
-            models = self._api.list_models(search=query, filter="gguf", sort="downloads", limit=limit)
-            return [m.id for m in models]
+
+        def search() -> list[str]:
+            with self._mapped_errors(query):
+                models = self._api.list_models(search=query, filter="gguf", sort="downloads", limit=limit)
+                return [m.id for m in models]
+
+        return self._when_not_busy(search)
 
     def file_url(self, remote: RemoteFile) -> str:
         return hf_hub_url(remote.repo_id, remote.filename, revision=remote.revision, endpoint=self.endpoint)
 
     @contextlib.contextmanager
-    def open_bytes(self, remote: RemoteFile, start: int, read_timeout_s: float) -> Iterator[httpx2.Response]:
-        """Stream `remote` from byte `start`. A redirect to a CDN drops our token, as the Hub client does."""
+    def open_bytes(
+        self, remote: RemoteFile, start: int, read_timeout_s: float, if_range: str | None = None
+    ) -> Iterator[httpx2.Response]:
+        """Stream `remote` from byte `start` (answers 200 or 206; a redirect to a CDN gets no token).
+
+        With `if_range` (the ETag the first bytes came with), a server whose object changed since
+        answers 200 with the whole new file instead of the rest of the old one.
+        """
         headers = {"Accept-Encoding": "identity"}
         if start:
             headers["Range"] = f"bytes={start}-"
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+            if if_range:
+                headers["If-Range"] = if_range
         timeout = httpx2.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S)
-        url = self.file_url(remote)
-        with self._mapped_errors(remote.repo_id, remote.filename):
-            for _hop in range(5):
-                with get_session().stream(
-                    "GET", url, headers=headers, timeout=timeout, follow_redirects=False
-                ) as r:
-                    if r.is_redirect and "location" in r.headers:
-                        location = httpx2.URL(r.headers["location"])
-                        if location.is_absolute_url:  # a signed CDN URL: it must not see our token
-                            headers.pop("Authorization", None)
-                        url = str(r.url.join(location))
-                        continue
-                    hf_raise_for_status(r)
-                    yield r
-                    return
-            raise HubError(f"Too many redirects fetching {remote.filename} from {remote.repo_id}.")
+        with (
+            self._mapped_errors(remote.repo_id, remote.filename),
+            self._follow(self.file_url(remote), headers, timeout, remote) as response,
+        ):
+            yield response
 
     def read_range(self, remote: RemoteFile, start: int, length: int) -> bytes:
         """`length` bytes of `remote` from `start` (a few MB of header, not the file)."""
         headers = {"Range": f"bytes={start}-{start + length - 1}", "Accept-Encoding": "identity"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        with self._mapped_errors(remote.repo_id, remote.filename):
-            response = get_session().get(
-                self.file_url(remote), headers=headers, follow_redirects=True, timeout=CONNECT_TIMEOUT_S
-            )
-            hf_raise_for_status(response)
-        return response.content[:length]
+        timeout = httpx2.Timeout(CONNECT_TIMEOUT_S)
+
+        def read() -> bytes:
+            with (
+                self._mapped_errors(remote.repo_id, remote.filename),
+                self._follow(self.file_url(remote), headers, timeout, remote) as response,
+            ):
+                return response.read()[:length]
+
+        return self._when_not_busy(read)
+
+    def _auth_headers(self, url: httpx2.URL) -> dict[str, str]:
+        """The Authorization header for a request to `url`: only to the endpoint's own origin."""
+        if self._token and origin(url) == self._origin:
+            return {"Authorization": f"Bearer {self._token}"}
+        return {}
+
+    @contextlib.contextmanager
+    def _follow(
+        self, url: str, headers: dict[str, str], timeout: httpx2.Timeout, remote: RemoteFile
+    ) -> Iterator[httpx2.Response]:
+        """GET `url`, following redirects by hand so each hop decides on the token by its resolved
+        origin (absolute, scheme-relative and relative `Location`s alike)."""
+        target = httpx2.URL(url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            with get_session().stream(
+                "GET",
+                target,
+                headers=headers | self._auth_headers(target),
+                timeout=timeout,
+                follow_redirects=False,
+            ) as r:
+                if r.is_redirect and "location" in r.headers:
+                    target = r.url.join(r.headers["location"])
+                    if target.scheme not in ("http", "https"):
+                        raise HubError(f"Hugging Face redirected {remote.filename} to a {target.scheme} URL.")
+                    continue
+                hf_raise_for_status(r)
+                yield r
+                return
+        raise HubError(f"Too many redirects fetching {remote.filename} from {remote.repo_id}.")
 
     @contextlib.contextmanager
     def _mapped_errors(self, repo_id: str, filename: str | None = None) -> Iterator[None]:
@@ -259,6 +367,9 @@ class HubClient:
             ) from exc
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
+            if status in (429, 503):
+                after = retry_after_s(exc.response.headers.get("retry-after")) if exc.response else None
+                raise HubBusyError(status, what, after) from exc
             error = HubServerError if status >= 500 else HubError
             raise error(f"Hugging Face answered {status} for {what}.") from exc
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:

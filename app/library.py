@@ -34,7 +34,7 @@ log = logging.getLogger("library")
 
 STARTER_SOURCE = "starter"
 IMPORT_SOURCE = "import"
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _CREATE = """
 CREATE TABLE IF NOT EXISTS models (
     id INTEGER PRIMARY KEY,
@@ -56,6 +56,8 @@ _V2_COLUMNS = (
     ("context_length", "INTEGER"),
     ("sha256", "TEXT"),
     ("origin", "TEXT"),  # where it was downloaded from: "repo/file@revision"
+    # Schema 3: a download being moved into place; listed only once its file is there (see add_pending).
+    ("pending", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -91,6 +93,7 @@ class ModelLibrary:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()  # the GUI thread and import workers share this connection
         self._migrate()
+        self._recover_pending()
 
     def close(self) -> None:
         self._conn.close()
@@ -113,12 +116,14 @@ class ModelLibrary:
 
     def models(self) -> list[LibraryModel]:
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM models ORDER BY id").fetchall()
+            rows = self._conn.execute("SELECT * FROM models WHERE pending = 0 ORDER BY id").fetchall()
         return [_model_from_row(r) for r in rows]
 
     def get(self, model_id: int) -> LibraryModel | None:
         with self._lock:
-            row = self._conn.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT * FROM models WHERE id = ? AND pending = 0", (model_id,)
+            ).fetchone()
         return None if row is None else _model_from_row(row)
 
     def find(self, ref: str) -> LibraryModel:
@@ -201,17 +206,18 @@ class ModelLibrary:
         sha256: str | None,
         license: str | None = None,
         origin: str | None = None,
+        pending: bool = False,
     ) -> LibraryModel:
         with self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO models (name, path, source, size_bytes, license, added_at, owned, shard_count,"
-                " architecture, parameters, file_type, context_length, sha256, origin)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " architecture, parameters, file_type, context_length, sha256, origin, pending)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name or report.name or _display_name(paths[0]),
                     str(paths[0]),
                     source,
-                    sum(p.stat().st_size for p in paths),
+                    sum(p.stat().st_size for p in report.paths),
                     license or report.license,
                     time.time(),
                     int(owned),
@@ -222,22 +228,103 @@ class ModelLibrary:
                     report.context_length,
                     sha256,
                     origin,
+                    int(pending),
                 ),
             )
         assert cur.lastrowid is not None
-        model = self.get(cur.lastrowid)
+        model = self._row(cur.lastrowid)
         assert model is not None
-        log.info("added %s (%s, %s) at %s", model.name, source, "owned" if owned else "in place", model.path)
+        if not pending:
+            log.info(
+                "added %s (%s, %s) at %s", model.name, source, "owned" if owned else "in place", model.path
+            )
         return model
+
+    def _row(self, model_id: int) -> LibraryModel | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+        return None if row is None else _model_from_row(row)
 
     def add_owned(
         self, path: Path, *, source: str, origin: str, sha256: str, license_id: str | None = None
     ) -> LibraryModel:
-        """Register a verified file that was written into the library folder (a finished download)."""
+        """Register a verified file that was written into the library folder (a converted model)."""
         report = inspect_model(path)
         return self._insert(
             report, [path], None, source, owned=True, sha256=sha256, license=license_id, origin=origin
         )
+
+    def add_pending(
+        self,
+        target: Path,
+        partial: Path,
+        report: ModelReport,
+        *,
+        source: str,
+        origin: str,
+        sha256: str,
+        license_id: str | None = None,
+    ) -> LibraryModel:
+        """Record a verified download that is about to be renamed from `partial` to `target`.
+
+        Not listed until `confirm_pending`. If the process dies before that, the next start
+        lists it when `target` is there, or drops the entry when the rename never happened
+        (the complete partial is still there, so the next pull finishes without downloading).
+        """
+        if report.paths != [partial]:
+            raise ValueError("the report must be of the partial file being moved")
+        return self._insert(
+            report,
+            [target],
+            None,
+            source,
+            owned=True,
+            sha256=sha256,
+            license=license_id,
+            origin=origin,
+            pending=True,
+        )
+
+    def confirm_pending(self, pending: LibraryModel) -> LibraryModel:
+        """The file is in place: list the entry."""
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE models SET pending = 0 WHERE id = ?", (pending.id,))
+        model = self.get(pending.id)
+        if model is None:  # another process dropped it as stale in the moment between: record it again
+            return self.add_owned(
+                pending.path,
+                source=pending.source,
+                origin=pending.origin or "",
+                sha256=pending.sha256 or "",
+                license_id=pending.license,
+            )
+        log.info("added %s (%s) at %s", model.name, model.source, model.path)
+        return model
+
+    def drop_pending(self, pending: LibraryModel) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM models WHERE id = ? AND pending = 1", (pending.id,))
+
+    def is_pending_target(self, path: Path) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM models WHERE path = ? AND pending = 1", (str(path),)
+            ).fetchone()
+        return row is not None
+
+    def _recover_pending(self) -> None:
+        """Finish what a kill interrupted between a download's library entry and its rename."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM models WHERE pending = 1").fetchall()
+        for row in rows:
+            model = _model_from_row(row)
+            with self._lock, self._conn:
+                if model.path.is_file() and model.path.stat().st_size == model.size_bytes:
+                    self._conn.execute("UPDATE models SET pending = 0 WHERE id = ?", (model.id,))
+                    log.info("recovered %s: its download finished before the app stopped", model.name)
+                else:
+                    self._conn.execute("DELETE FROM models WHERE id = ?", (model.id,))
+                    log.info("dropped the unfinished entry of %s; its partial file resumes", model.name)
 
     def ensure_starter(self) -> LibraryModel | None:
         """Register the bundled starter model on first run; follow it if its package moved.

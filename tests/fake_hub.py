@@ -1,9 +1,12 @@
 """A fake Hugging Face Hub on 127.0.0.1 for the real `huggingface_hub` client, with injectable faults.
 
 Serves: model info (with LFS sha256 and sizes), auth-check, search, HEAD/GET resolve with
-Range, gated answers (401/403 with `X-Error-Code: GatedRepo`), 404s with error codes, and
-an optional redirect to a CDN-like absolute URL. Faults: cut a response after N bytes,
-stall before the body, answer 5xx, serve bytes that do not match the advertised sha256.
+Range and If-Range, gated answers (401/403 with `X-Error-Code: GatedRepo`), 404s with error
+codes, and optional redirects to a CDN on another origin (127.0.0.2: a second listening
+socket of the same fake, so every request to it is recorded as foreign) in every form a
+`Location` can take. Faults: cut a response after N bytes, stall before the body, answer
+5xx/429 (with `Retry-After`), trickle, serve bytes that do not match the advertised sha256,
+hostile listing values, files without an LFS hash whose bytes change between requests.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
@@ -27,10 +30,18 @@ class FakeFile:
     data: bytes
     advertised_sha256: str | None = None  # defaults to the real hash; set to lie
     advertised_size: int | None = None  # defaults to the real size; set to claim a huge file
+    lfs: bool = True  # False: a small file kept in git, listed without a sha256 (ETag = git blob id)
 
     @property
     def sha256(self) -> str:
         return self.advertised_sha256 or hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def etag(self) -> str:
+        if self.lfs:
+            return f'"{self.sha256}"'
+        blob = hashlib.sha1(b"blob %d\0" % len(self.data) + self.data, usedforsecurity=False)
+        return f'"{blob.hexdigest()}"'
 
     @property
     def size(self) -> int:
@@ -59,7 +70,17 @@ class Faults:
     )  # each GET of file bytes pops one status to answer instead
     chunk_delay_s: float = 0.0  # pause between 64 KiB pieces: a slow line, to watch progress
     redirect_to_cdn: bool = False
+    #: How the CDN redirect's Location is written: "absolute" (http://127.0.0.2:port/cdn/…),
+    #: "scheme-relative" (//127.0.0.2:port/cdn/…), "relative" (/cdn/… on the Hub's own origin).
+    redirect_form: str = "absolute"
+    redirect_api: bool = False  # model info and auth-check answer 307 to the foreign origin too
     ignore_range: bool = False
+    ignore_if_range: bool = False  # serve the rest of a changed file anyway (its ETag still tells)
+    retry_after: str | None = None  # sent with every injected 429/503
+    api_statuses: list[int] = field(default_factory=list)  # each model-info/auth-check call pops one
+    trickle: tuple[int, float] | None = None  # (bytes, seconds): send this few bytes, then wait
+    #: Called with the file after each GET of its bytes has been answered: change it between attempts.
+    after_get: Callable[[FakeFile], None] | None = None
 
 
 @dataclass
@@ -68,6 +89,7 @@ class Request:
     path: str
     range: str | None
     authorization: str | None
+    host: str = "127.0.0.1"  # the address it reached: "127.0.0.2" is the foreign origin
 
 
 class FakeHub:
@@ -78,21 +100,35 @@ class FakeHub:
         self.bytes_sent = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
+        self._foreign = ThreadingHTTPServer(("127.0.0.2", 0), _handler_for(self))
+        self._threads = []
+        for server, name in ((self._server, "fake-hub"), (self._foreign, "fake-cdn")):
+            server.daemon_threads = True
+            self._threads.append(threading.Thread(target=server.serve_forever, name=name, daemon=True))
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def foreign_url(self) -> str:
+        """Another origin (another host) served by this same fake: a CDN, or an attacker's host."""
+        host, port = self._foreign.server_address[:2]
+        return f"http://{host!s}:{port}"
+
     def start(self) -> FakeHub:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in (self._server, self._foreign):
+            server.shutdown()
+            server.server_close()
+
+    def foreign_requests(self) -> list[Request]:
+        return [r for r in self.requests if r.host != "127.0.0.1"]
 
     def add_repo(self, repo: FakeRepo) -> FakeRepo:
         self.repos[repo.repo_id] = repo
@@ -128,13 +164,25 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _route(self, head: bool) -> None:
             parsed = urlparse(self.path)
             path = unquote(parsed.path)
+            local = self.server.server_address[0]
             hub.requests.append(
-                Request(self.command, path, self.headers.get("Range"), self.headers.get("Authorization"))
+                Request(
+                    self.command,
+                    path,
+                    self.headers.get("Range"),
+                    self.headers.get("Authorization"),
+                    str(local),
+                )
             )
             parts = [p for p in path.split("/") if p]
             if parts[:2] == ["api", "models"] and len(parts) == 2:
                 return self._search(parse_qs(parsed.query))
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
+                if hub.faults.redirect_api and local == "127.0.0.1":
+                    return self._redirect(f"{hub.foreign_url}{self.path}", status=307)
+                status = hub.pop_fault(hub.faults.api_statuses)
+                if status is not None:
+                    return self._error(status, "", "injected failure")
                 repo = hub.repos.get(f"{parts[2]}/{parts[3]}")
                 if repo is None:
                     return self._error(404, "RepoNotFound", "Repository not found")
@@ -153,12 +201,15 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 fake = repo.files.get(name)
                 if fake is None:
                     return self._error(404, "EntryNotFound", f"{name} does not exist")
-                if hub.faults.redirect_to_cdn and not head:
-                    self.send_response(302)
-                    self.send_header("Location", f"{hub.url}/cdn/{repo.repo_id}/{name}?Signature=abc")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return None
+                if hub.faults.redirect_to_cdn and not head and local == "127.0.0.1":
+                    where = f"/cdn/{repo.repo_id}/{name}?Signature=abc"
+                    foreign = hub.foreign_url
+                    location = {
+                        "absolute": f"{foreign}{where}",
+                        "scheme-relative": f"{foreign.removeprefix('http:')}{where}",
+                        "relative": where,
+                    }[hub.faults.redirect_form]
+                    return self._redirect(location)
                 return self._file(repo, fake, head)
             if parts[:1] == ["cdn"]:
                 repo = hub.repos.get(f"{parts[1]}/{parts[2]}")
@@ -184,9 +235,9 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     {
                         "rfilename": name,
                         "size": f.size,
-                        "blobId": f.sha256[:40],
-                        "lfs": {"sha256": f.sha256, "size": f.size, "pointerSize": 134},
+                        "blobId": f.etag.strip('"')[:40],
                     }
+                    | ({"lfs": {"sha256": f.sha256, "size": f.size, "pointerSize": 134}} if f.lfs else {})
                     for name, f in repo.files.items()
                 ],
             }
@@ -221,6 +272,13 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             return True
 
         def _file(self, repo: FakeRepo, fake: FakeFile, head: bool) -> None:
+            try:
+                return self._send_file(repo, fake, head)
+            finally:
+                if not head and hub.faults.after_get is not None:
+                    hub.faults.after_get(fake)
+
+        def _send_file(self, repo: FakeRepo, fake: FakeFile, head: bool) -> None:
             if not head:
                 status = hub.pop_fault(hub.faults.statuses)
                 if status is not None:
@@ -228,7 +286,9 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             total = len(fake.data)
             start, end = 0, total - 1
             range_header = self.headers.get("Range")
-            partial = bool(range_header) and not hub.faults.ignore_range
+            if_range = self.headers.get("If-Range")
+            changed = if_range is not None and if_range != fake.etag and not hub.faults.ignore_if_range
+            partial = bool(range_header) and not hub.faults.ignore_range and not changed
             if partial and range_header:
                 first, _, last = range_header.removeprefix("bytes=").partition("-")
                 start = int(first)
@@ -238,9 +298,10 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.send_response(206 if partial else 200)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", f'"{fake.sha256}"')
+            self.send_header("ETag", fake.etag)
             self.send_header("X-Repo-Commit", repo.commit)
-            self.send_header("X-Linked-Etag", f'"{fake.sha256}"')
+            if fake.lfs:
+                self.send_header("X-Linked-Etag", fake.etag)
             self.send_header("X-Linked-Size", str(total))
             if partial:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
@@ -253,15 +314,20 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             cut = hub.pop_fault(hub.faults.cut_after)
             if cut is not None:
                 body = body[:cut]
-            for offset in range(0, len(body), 64 * 1024):
-                piece = body[offset : offset + 64 * 1024]
+            piece_size, delay = hub.faults.trickle or (64 * 1024, hub.faults.chunk_delay_s)
+            for offset in range(0, len(body), piece_size):
+                piece = body[offset : offset + piece_size]
                 try:
                     self.wfile.write(piece)
                 except (BrokenPipeError, ConnectionResetError):
                     return None
                 hub.bytes_sent += len(piece)
-                if hub.faults.chunk_delay_s:
-                    time.sleep(hub.faults.chunk_delay_s)
+                if delay:
+                    try:
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        return None
+                    time.sleep(delay)
             if cut is not None:
                 self.close_connection = True
                 self.wfile.flush()
@@ -279,9 +345,17 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
+        def _redirect(self, location: str, status: int = 302) -> None:
+            self.send_response(status)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def _error(self, status: int, code: str, message: str) -> None:
             data = json.dumps({"error": message}).encode()
             self.send_response(status)
+            if status in (429, 503) and hub.faults.retry_after is not None:
+                self.send_header("Retry-After", hub.faults.retry_after)
             if code:
                 self.send_header("X-Error-Code", code)
             self.send_header("X-Error-Message", message)

@@ -123,8 +123,9 @@ def write_header_only_llama(
     return path
 
 
-def write_small_gguf(path: Path) -> Path:
-    """A complete little GGUF with every kind of metadata value and real tensor data (for fuzzing)."""
+def write_small_gguf(path: Path, seed: int = 0) -> Path:
+    """A complete little GGUF with every kind of metadata value and real tensor data (for fuzzing);
+    another `seed` gives other weights in a file of the same length."""
     writer = gguf.GGUFWriter(path, arch="llama")
     writer.add_name("fuzz seed")
     writer.add_block_count(2)
@@ -140,7 +141,7 @@ def write_small_gguf(path: Path) -> Path:
     writer.add_token_list([f"tok{i}" for i in range(40)])
     writer.add_token_scores([float(i) for i in range(40)])
     writer.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     writer.add_tensor("token_embd.weight", rng.standard_normal((40, 64), dtype=np.float32))
     writer.add_tensor("blk.0.attn_q.weight", rng.standard_normal((64, 64)).astype(np.float16))
     writer.add_tensor("output_norm.weight", np.ones(64, dtype=np.float32))

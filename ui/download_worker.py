@@ -56,7 +56,7 @@ class DownloadWorker(QObject):
         self.control(job_id).cancel()
         if job is not None and job.state is not JobState.RUNNING:
             # Not running: nothing will notice the flag, so drop its partial file here.
-            self._downloader(HubClient()).partial_path(job.remote).unlink(missing_ok=True)
+            self._downloader(HubClient()).discard_partial(job.remote)
             self._jobs.set_state(job_id, JobState.CANCELLED)
             self.job_state_changed.emit(job_id, str(JobState.CANCELLED), "Cancelled.")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.downloads import DownloadControl, Downloader, DownloadProgress
 from app.hub import RepoListing
+from app.safe_names import child_path, safe_basename
 
 log = logging.getLogger("convert")
 
@@ -27,7 +28,7 @@ def _per_file(
 
 def checkpoint_folder(root: Path, listing: RepoListing) -> Path:
     """Where `listing`'s files go: one folder per repo and commit, so a resume finds them."""
-    return root / f"{listing.repo_id.replace('/', '--')}@{listing.revision[:12]}"
+    return root / safe_basename(f"{listing.repo_id.replace('/', '--')}@{listing.revision[:12]}")
 
 
 def fetch_hub_checkpoint(
@@ -45,7 +46,7 @@ def fetch_hub_checkpoint(
     """
     folder.mkdir(parents=True, exist_ok=True)
     for remote in sorted(listing.files, key=lambda f: f.size):
-        target = folder / remote.filename
+        target = child_path(folder, remote.filename)  # listings hold plain names; checked again here
         if target.exists() and target.stat().st_size == remote.size:
             continue
         partial, _digest = downloader.fetch(
