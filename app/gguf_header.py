@@ -4,7 +4,9 @@ Inspecting a 40 GB model reads a few megabytes. The parser trusts nothing: every
 length and count is checked against the bytes the file really has and against sane
 limits before anything is read or allocated, so a damaged or hostile file gives a
 `DamagedGGUFError` naming the file and the problem, never a crash, hang or huge
-allocation.
+allocation. It is bounded in time as well: items it walks one by one (strings, nested
+arrays, entries, tensors) count against a budget, and a run of them must be backed by
+bytes the file really stores (a sparse file's holes are not a header).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ MAX_STRING_BYTES = 1 << 24  # chat templates are kilobytes; nothing legitimate c
 MAX_NESTING = 3
 MAX_DIMS = 4  # GGML_MAX_DIMS
 KEPT_ARRAY_LENGTH = 512  # longer arrays (vocabularies, merges) are summarised, not kept
+#: Items the parser walks one at a time, over the whole header. Llama 3's vocabulary and merges are
+#: ~410k, Gemma's 262k-token vocabulary about as many; this bounds a hostile header to seconds.
+MAX_HEADER_STEPS = 1 << 22
 
 SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
@@ -103,10 +108,19 @@ def read_header(path: Path) -> GGUFHeader:
             size = os.fstat(f.fileno()).st_size
             if size < 8:
                 raise NotAGGUFError(path, f"the file is only {size} bytes long")
+            stored = _stored_bytes(os.fstat(f.fileno()))
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                return _Parser(path, view, size).parse()
+                return _Parser(path, view, size, stored).parse()
     except OSError as exc:
         raise NotAGGUFError(path, f"it cannot be read: {exc.strerror or exc}") from exc
+
+
+def _stored_bytes(st: os.stat_result) -> int:
+    """Bytes the file really stores: less than its size when it is sparse (where the OS says)."""
+    blocks = getattr(st, "st_blocks", None)
+    if blocks is None:
+        return st.st_size
+    return min(st.st_size, blocks * 512 + 65_536)  # slack for file systems that report lazily
 
 
 def shard_paths(first: Path) -> list[Path]:
@@ -157,15 +171,33 @@ def read_header_prefix(name: Path, prefix: bytes, file_size: int) -> GGUFHeader:
 
 
 class _Parser:
-    def __init__(self, path: Path, view: mmap.mmap | bytes, size: int) -> None:
+    def __init__(self, path: Path, view: mmap.mmap | bytes, size: int, stored: int | None = None) -> None:
         self._path = path
         self._view = view
         self._size = size  # of the whole file; `view` may hold only its start
         self._available = len(view)
+        self._stored = size if stored is None else stored
         self._pos = 0
+        self.steps = 0
 
     def _fail(self, problem: str) -> DamagedGGUFError:
         return DamagedGGUFError(self._path, problem)
+
+    def _walk(self, count: int, min_bytes: int, what: str) -> range:
+        """The indices of `count` items of at least `min_bytes` each, walked one by one: refused when
+        they would pass the step budget or lie beyond the bytes the file stores."""
+        self.steps += count
+        if self.steps > MAX_HEADER_STEPS:
+            raise self._fail(
+                f"{what} brings the header to {self.steps:,} items, more than the {MAX_HEADER_STEPS:,} "
+                "any real model has"
+            )
+        if self._pos + count * min_bytes > self._stored:
+            raise self._fail(
+                f"{what} declares {count:,} items, at least {count * min_bytes:,} bytes, but the file "
+                f"stores only {self._stored:,} bytes of data (a sparse or damaged file)"
+            )
+        return range(count)
 
     def _need(self, n: int, what: str) -> None:
         if n >= 0 and self._pos + n <= self._size and self._pos + n > self._available:
@@ -199,7 +231,7 @@ class _Parser:
         return raw.decode("utf-8", "replace")
 
     def _skip_strings(self, count: int, what: str) -> None:
-        for _ in range(count):
+        for _ in self._walk(count, 8, what):
             length = self._u64(f"the length of a string in {what}")
             if length > MAX_STRING_BYTES:
                 raise self._fail(f"a string in {what} claims to be {length:,} bytes long")
@@ -240,11 +272,11 @@ class _Parser:
             if length > KEPT_ARRAY_LENGTH:
                 self._skip_strings(length, what)
                 return ArraySummary("string", length)
-            return [self._string(f"element {i} of {what}") for i in range(length)]
+            return [self._string(f"element {i} of {what}") for i in self._walk(length, 8, what)]
         if item_type == _ARRAY:
             self._need(length * 12, what)  # each nested array has at least its type and length
             items = []
-            for i in range(length):
+            for i in self._walk(length, 12, what):
                 item = self._value(_ARRAY, f"element {i} of {what}", depth + 1)
                 if length <= KEPT_ARRAY_LENGTH:
                     items.append(item)
@@ -267,7 +299,7 @@ class _Parser:
             raise self._fail(f"the header claims {n_kv:,} metadata entries, which no real model has")
 
         metadata: dict[str, MetadataValue] = {}
-        for index in range(n_kv):
+        for index in self._walk(n_kv, 12, "the metadata"):
             key = self._string(f"the name of metadata entry {index}")
             value_type = self._u32(f"the type of metadata entry {key!r}")
             metadata[key] = self._value(value_type, f"metadata entry {key!r}")
@@ -288,7 +320,7 @@ class _Parser:
         return GGUFHeader(self._path, version, metadata, tensors, data_offset, self._size)
 
     def _tensor_infos(self, count: int) -> Iterator[tuple[str, tuple[int, ...], int, int]]:
-        for index in range(count):
+        for index in self._walk(count, 24, "the tensor list"):
             name = self._string(f"the name of tensor {index}")
             n_dims = self._u32(f"the dimension count of tensor {name!r}")
             if not 1 <= n_dims <= MAX_DIMS:

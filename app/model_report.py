@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gguf
 
+from app.errors import DamagedGGUFError
 from app.gguf_header import GGUFHeader, MetadataValue, TensorInfo, read_header, shard_paths
 
 #: Parameter groups, in display order. Names are GGUF tensor names (`blk.N.attn_q.weight`, ...).
@@ -86,6 +87,8 @@ def report_from_headers(paths: list[Path], headers: list[GGUFHeader]) -> ModelRe
     """A report from already-parsed headers (local files, or a remote file's start)."""
     first = headers[0]
     tensors = [t for h in headers for t in h.tensors]
+    if not tensors:
+        raise DamagedGGUFError(paths[0], "it holds no weights at all (a vocabulary-only file?)")
     architecture = str(first.get("general.architecture", "unknown"))
     return ModelReport(
         paths=paths,

@@ -7,6 +7,7 @@ import os
 import random
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -277,3 +278,89 @@ def test_split_model_is_one_model(tmp_path: Path) -> None:
     (tmp_path / "model-00002-of-00002.gguf").unlink()
     with pytest.raises(DamagedGGUFError, match=r"missing 1 of its 2 files: model-00002-of-00002\.gguf"):
         inspect_model(tmp_path / "model-00001-of-00002.gguf")
+
+
+# -- bounded in time: crafted headers whose work is out of all proportion to their bytes ---------
+
+
+def _hostile_header(path: Path, body: bytes, n_tensors: int = 0, n_kv: int = 1, size: int = 2 * GIB) -> Path:
+    """A GGUF v3 header (`body` after the counts) at the start of a sparse file of `size` bytes."""
+    with path.open("wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + body)
+        f.truncate(size)
+    return path
+
+
+def _key(name: str) -> bytes:
+    return struct.pack("<Q", len(name)) + name.encode()
+
+
+def _counting_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting the items the parser really walks one by one."""
+    from app import gguf_header
+
+    walked = [0]
+    real = gguf_header._Parser._walk
+
+    def walk(self: gguf_header._Parser, count: int, min_bytes: int, what: str) -> Iterator[int]:
+        for index in real(self, count, min_bytes, what):
+            walked[0] += 1
+            yield index
+
+    monkeypatch.setattr(gguf_header._Parser, "_walk", walk)
+    return walked
+
+
+HOSTILE_HEADERS = {
+    # 45 bytes: one key whose value is an array of 2^26 empty strings (all zero lengths, in the hole).
+    "empty-strings": (_key("x") + struct.pack("<IIQ", 9, 8, 1 << 26), 0, 1),
+    # an array of 2^26 empty nested arrays
+    "empty-arrays": (_key("x") + struct.pack("<IIQ", 9, 9, 1 << 26), 0, 1),
+    # 2^20 tensors declared, their infos in the hole
+    "tensor-list": (b"", 1 << 20, 0),
+    # 65,536 metadata entries declared, in the hole
+    "entries": (b"", 0, 65_536),
+}
+
+
+@pytest.mark.parametrize("family", sorted(HOSTILE_HEADERS))
+def test_a_sparse_file_cannot_make_the_parser_walk_its_holes(
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body, n_tensors, n_kv = HOSTILE_HEADERS[family]
+    walked = _counting_steps(monkeypatch)
+    path = _hostile_header(tmp_path / f"{family}.gguf", body, n_tensors, n_kv)
+    with pytest.raises(DamagedGGUFError, match=r"sparse or damaged file|any real model has"):
+        inspect_model(path)
+    assert walked[0] <= 1, f"the parser walked {walked[0]:,} items before refusing"
+
+
+def test_real_bytes_cannot_buy_more_than_the_step_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written (not sparse) arrays of empty strings, each under the length limit, over the total."""
+    from app import gguf_header
+
+    monkeypatch.setattr(gguf_header, "MAX_HEADER_STEPS", 200_000)
+    per_array, arrays = 60_000, 4
+    body = b"".join(
+        _key(f"k{i}") + struct.pack("<IIQ", 9, 8, per_array) + b"\0" * (8 * per_array) for i in range(arrays)
+    )
+    path = tmp_path / "dense.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, arrays) + body)
+    walked = _counting_steps(monkeypatch)
+    with pytest.raises(DamagedGGUFError, match="more than the 200,000 any real model has"):
+        inspect_model(path)
+    assert walked[0] <= 200_000, "the walk stopped at the budget, not after it"
+
+
+def test_a_file_with_no_weights_is_not_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "vocab-only.gguf"
+    writer = gguf.GGUFWriter(path, arch="llama")
+    writer.add_token_list(["a", "b"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    assert read_header(path).tensors == []
+    with pytest.raises(DamagedGGUFError, match="no weights"):
+        inspect_model(path)
