@@ -5,6 +5,11 @@ closed list of names (the ones a state dict saved by `torch.save` uses) and maps
 harmless function of ours; any other global is refused when the GLOBAL opcode is read, before
 anything is called. Tensors come back as descriptions (dtype, shape, stride, offset, storage
 key), never data: the bytes stay in the zip until someone memory-maps them.
+
+BUILD (`__setstate__`, or an update of `__dict__`) is the one opcode that can change an object
+it did not create: the values the allow-list maps to are shared by every checkpoint read in the
+process. So BUILD is accepted only on the one kind of object torch.save sets state on, an
+OrderedDict this pickle made (a state dict's `_metadata`), with the state checked and dropped.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from app.errors import ForbiddenPickleError
 
@@ -106,8 +112,16 @@ class _TensorSubclass:
     """`torch.Tensor` / `nn.Parameter`, named as the new type in `_rebuild_from_type_v2`: never called."""
 
 
+class _MadeHere(collections.OrderedDict[Any, Any]):
+    """An OrderedDict created by the pickle being read (never one of the shared allowed values)."""
+
+
+def _ordered_dict(*args: Any) -> _MadeHere:
+    return _MadeHere(*args)
+
+
 _ALLOWED: dict[tuple[str, str], object] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "OrderedDict"): _ordered_dict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
@@ -116,7 +130,23 @@ _ALLOWED: dict[tuple[str, str], object] = {
 } | {("torch", name): StorageType(dtype, size) for name, (dtype, size) in STORAGE_DTYPES.items()}
 
 
-class _AllowListUnpickler(pickle.Unpickler):
+class _AllowListUnpickler(pickle._Unpickler):  # the Python one: its opcodes can be overridden
+    stack: list[Any]
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
+
+    def _load_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not _MadeHere:
+            raise ForbiddenPickleError(f"BUILD (setting state) on a {type(target).__name__}")
+        if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
+            state = state[0]
+        if state is not None and not (isinstance(state, dict) and all(isinstance(k, str) for k in state)):
+            raise ForbiddenPickleError(f"BUILD with a {type(state).__name__} as state")
+        # The state is a state dict's `_metadata` (module versions): nothing the converter reads.
+
+    dispatch[pickle.BUILD[0]] = _load_build
+
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
@@ -147,7 +177,16 @@ def load_state_dict(data: bytes) -> dict[str, TensorRef]:
         result = _AllowListUnpickler(io.BytesIO(data)).load()
     except ForbiddenPickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, IndexError, KeyError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        struct.error,
+    ) as exc:
         raise ForbiddenPickleError(f"a damaged pickle ({exc})") from exc
     if not isinstance(result, dict):
         raise ForbiddenPickleError(f"a {type(result).__name__} where a dict of tensors was expected")

@@ -188,6 +188,40 @@ def test_safe_pickle_reads_state_dict_descriptions() -> None:
     assert refs["b"].storage.key == "1"
 
 
+def _pstr(text: str) -> bytes:
+    return b"X" + _str(text)
+
+
+_MUTATION = b"}" + _pstr("dtype") + _pstr("F32") + b"s" + _pstr("itemsize") + b"K\x04s"  # {dtype: F32, ...}
+_TENSORS = {"a.weight": ("0", (3, 4), 0, 12)}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [b"ctorch\nBFloat16Storage\n", b"ctorch\nTensor\n", b"ctorch._utils\n_rebuild_tensor_v2\n"],
+    ids=["storage-type", "class", "function"],
+)
+@pytest.mark.parametrize("state", [_MUTATION, b"N" + _MUTATION + b"\x86"], ids=["dict-state", "slot-state"])
+def test_a_pickle_cannot_set_state_on_a_shared_allowed_object(target: bytes, state: bytes) -> None:
+    # BUILD on the target, POP it, then an ordinary state dict
+    hostile = b"\x80\x02" + target + state + b"b0" + state_dict_pickle(_TENSORS)[2:]
+    with pytest.raises(ForbiddenPickleError, match="BUILD"):
+        load_state_dict(hostile)
+    later = load_state_dict(state_dict_pickle(_TENSORS))  # the next checkpoint in this process
+    assert later["a.weight"].storage.dtype == "BF16" and later["a.weight"].storage.itemsize == 2
+
+
+def test_a_state_dict_with_metadata_state_is_read() -> None:
+    """torch.save of `module.state_dict()` sets `_metadata` on the OrderedDict with BUILD."""
+    plain = state_dict_pickle(_TENSORS)
+    assert plain.endswith(b"u.")
+    with_metadata = plain[:-1] + b"}" + _pstr("_metadata") + b"}" + _pstr("") + b"}" + b"ss" + b"b."
+    assert load_state_dict(with_metadata)["a.weight"].shape == (3, 4)
+    not_a_dict = plain[:-1] + b"K\x07b."
+    with pytest.raises(ForbiddenPickleError, match="BUILD with a int"):
+        load_state_dict(not_a_dict)
+
+
 @pytest.mark.parametrize("stage", [Stage.READ, Stage.CONVERT, Stage.QUANTIZE])
 def test_cancel_in_each_stage_leaves_nothing(
     checkpoints: dict[str, tuple[Path, TinyLlama]], out_dir: Path, stage: Stage
