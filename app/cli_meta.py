@@ -30,6 +30,11 @@ def add_meta_commands(models_commands: argparse._SubParsersAction[argparse.Argum
     pull.add_argument("--quant", default=DEFAULT_QUANT, type=str.upper, choices=OUTPUT_TYPES)
     pull.add_argument("--keep-original", action="store_true", help="keep the downloaded checkpoint")
     pull.add_argument(
+        "--allow-unlisted",
+        action="store_true",
+        help="accept files the link's checklist.chk does not list (they cannot be verified)",
+    )
+    pull.add_argument(
         "--accept-license", action="store_true", help="accept the model's license without asking"
     )
     pull.set_defaults(handler=_cmd_pull_meta)
@@ -45,7 +50,7 @@ def _cmd_pull_meta(args: argparse.Namespace) -> int:
         print(f"Downloading {model.name} from Meta (the link {expiry})…", file=sys.stderr)
         try:
             result = MetaDownloader(context.home.models_dir / ".meta").download(
-                link, model, progress=_meta_progress
+                link, model, progress=_meta_progress, allow_unlisted=args.allow_unlisted
             )
         except (KeyboardInterrupt, DownloadPaused):
             print(
@@ -55,10 +60,15 @@ def _cmd_pull_meta(args: argparse.Namespace) -> int:
             return EXIT_PAUSED
         finally:
             end_line()
-        print(
-            f"All {len(result.files)} files match Meta's checksums. Converting to {args.quant}…",
-            file=sys.stderr,
-        )
+        if result.unverified:
+            print(
+                f"Not verified (--allow-unlisted): {', '.join(result.unverified)}. "
+                f"The other {len(result.files) - len(result.unverified)} files match Meta's checksums.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"All {len(result.files)} files match Meta's checksums.", file=sys.stderr)
+        print(f"Converting to {args.quant}…", file=sys.stderr)
         request = ConversionRequest(
             result.folder,
             args.quant,

@@ -24,14 +24,24 @@ from typing import BinaryIO
 
 import httpx2
 
-from app.downloads import DownloadControl, DownloadPaused, RetryPolicy, StopRequest, rehash_partial
+from app.downloads import (
+    DownloadControl,
+    DownloadPaused,
+    RateWatchdog,
+    RetryPolicy,
+    StopRequest,
+    rehash_partial,
+)
 from app.errors import (
+    DownloadStalledError,
     MetaChecksumMismatchError,
     MetaLinkExpiredError,
     MetaServerError,
+    MetaUnlistedFileError,
     NotEnoughDiskError,
     OperationCancelledError,
 )
+from app.hub import retry_after_s
 from app.logs import hide_signatures_in_http_logs
 from app.meta_link import MetaLink
 from app.meta_models import MetaModel, PlannedFile, plan_files
@@ -66,7 +76,7 @@ class MetaFileStatus:
 class MetaDownloadResult:
     folder: Path  # params.json, consolidated.NN.pth, tokenizer.model and the checklists
     files: tuple[str, ...]
-    unverified: tuple[str, ...]  # files no checklist lists (logged as a warning); normally empty
+    unverified: tuple[str, ...]  # files no checklist lists: empty unless allowed with allow_unlisted
 
 
 def parse_checklist(text: str) -> dict[str, str]:
@@ -107,9 +117,11 @@ class MetaDownloader:
         control: DownloadControl | None = None,
         progress: Callable[[MetaProgress], None] | None = None,
         on_files: Callable[[list[MetaFileStatus]], None] | None = None,
+        allow_unlisted: bool = False,
     ) -> MetaDownloadResult:
         """Fetch and verify every file of `model`; raises DownloadPaused, OperationCancelledError,
         MetaLinkExpiredError (files kept: paste a fresh link to resume), MetaChecksumMismatchError,
+        MetaUnlistedFileError (a file its checklist does not list, unless `allow_unlisted`),
         MetaServerError or NotEnoughDiskError. `on_files` gets the file list once sizes are known."""
         control = control or DownloadControl()
         self._refuse_expired(link)
@@ -122,7 +134,7 @@ class MetaDownloader:
                 if on_files is not None:
                     on_files(files)
                 self._check_disk(folder, sum(f.size - f.have for f in files))
-                return self._download(fetch, folder, files, progress)
+                return self._download(fetch, folder, files, progress, allow_unlisted)
         except OperationCancelledError:
             self._discard_partials(folder, model)
             raise
@@ -133,6 +145,7 @@ class MetaDownloader:
         folder: Path,
         files: list[MetaFileStatus],
         progress: Callable[[MetaProgress], None] | None,
+        allow_unlisted: bool,
     ) -> MetaDownloadResult:
         total = sum(f.size for f in files)
         tally = _Tally(sum(f.have for f in files), total, time.monotonic(), progress)
@@ -145,7 +158,11 @@ class MetaDownloader:
             if not planned.is_checklist:
                 expected = checklists[planned.checklist].get(planned.local_path)
                 if expected is None:
-                    log.warning("%s does not list %s: it cannot be verified", planned.checklist, target.name)
+                    if not allow_unlisted:
+                        if not status.verified:
+                            _part(target).unlink(missing_ok=True)
+                        raise MetaUnlistedFileError(planned.local_path, planned.checklist)
+                    log.warning("%s does not list %s: it is not verified", planned.checklist, target.name)
                     unverified.append(planned.local_path)
             if not status.verified:
                 fetch.file(planned, target, status.size, expected, tally)
@@ -212,7 +229,12 @@ class _Tally:
 
 
 class _Retry(Exception):
-    """A failure worth another attempt: 5xx, a dropped connection, a stall."""
+    """A failure worth another attempt: 5xx, 429, a dropped connection, a stall, a trickle."""
+
+    def __init__(self, reason: str, *, slow: bool = False, wait_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.slow = slow  # the line moved bytes, too slowly to ever finish: no fresh retry count
+        self.wait_s = wait_s  # what the server's Retry-After asked for
 
 
 class _Fetch:
@@ -264,7 +286,7 @@ class _Fetch:
                 have, hasher = self._stream(planned, partial, hasher, have, size, tally)
             except _Retry as exc:
                 have = partial.stat().st_size if partial.exists() else 0
-                if have > furthest:  # a connection that got further than any before earns a fresh count
+                if have > furthest and not exc.slow:  # got further than any before: a fresh count
                     attempt, furthest = 0, have
                 attempt = self._wait_or_give_up(planned, attempt + 1, exc)
         digest = hasher.hexdigest()
@@ -290,6 +312,7 @@ class _Fetch:
                 partial.unlink(missing_ok=True)
                 tally.done -= have
                 return 0, hashlib.md5(usedforsecurity=False)
+            watchdog = RateWatchdog(self._policy)
             with partial.open("ab") as out:
                 for chunk in response.iter_bytes():  # as received: a cut loses nothing written
                     self._check_control(tally.done, tally.total)
@@ -300,6 +323,10 @@ class _Fetch:
                     tally.add(planned.local_path, have, size, len(chunk))
                     if have >= size:
                         break
+                    try:
+                        watchdog.count(len(chunk))
+                    except DownloadStalledError as exc:
+                        raise _Retry(str(exc), slow=True) from exc
         if have < size:
             raise _Retry(f"the answer ended after {have} of {size} bytes")
         return have, hasher
@@ -318,7 +345,8 @@ class _Fetch:
                         detail += "; a link only covers the models it was requested for"
                     raise MetaLinkExpiredError(detail)
                 if status >= 500 or status == 429:
-                    raise _Retry(f"the server answered {status}")
+                    wait = retry_after_s(response.headers.get("retry-after"))
+                    raise _Retry(f"the server answered {status}", wait_s=wait)
                 if status not in (200, 206):
                     raise MetaServerError(f"the server answered {status} for {planned.remote_path}")
                 self._answered = True
@@ -329,7 +357,7 @@ class _Fetch:
     def _wait_or_give_up(self, planned: PlannedFile, attempt: int, exc: _Retry) -> int:
         if attempt >= self._policy.attempts:
             raise MetaServerError(f"{planned.remote_path}: {exc}") from exc
-        wait = self._policy.backoff(attempt)
+        wait = exc.wait_s if exc.wait_s is not None else self._policy.backoff(attempt)
         log.warning("%s: %s; retry %d in %.1f s", planned.remote_path, exc, attempt, wait)
         self._sleep(wait)
         return attempt

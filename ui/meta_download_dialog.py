@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QFormLayout,
@@ -46,12 +47,13 @@ _EXPIRY_REFRESH_MS = 30_000
 
 class MetaDownloadDialog(QDialog):
     """Signals:
-    download_requested(MetaLink, MetaModel): sent to the worker's thread when Download is pressed.
+    download_requested(MetaLink, MetaModel, bool): sent to the worker's thread when Download is pressed
+        (the flag: accept files the checklist does not list).
     download_finished(MetaDownloadResult): every file is verified; the folder is ready to convert.
     download_stopped(str, str): "paused", "cancelled" or "failed", and the message shown.
     """
 
-    download_requested = Signal(object, object)
+    download_requested = Signal(object, object, bool)
     download_finished = Signal(object)
     download_stopped = Signal(str, str)
 
@@ -128,6 +130,14 @@ class MetaDownloadDialog(QDialog):
         form.addRow("Model:", self.model_combo)
         form.addRow("", self.model_info)
         form.addRow("Convert to:", self.quant_combo)
+        self.allow_unlisted_box = QCheckBox(
+            "Accept files the checklist does not list (they are not verified)"
+        )
+        self.allow_unlisted_box.setToolTip(
+            "Every file is checked against the md5 sums in Meta's checklist.chk. A file the checklist does "
+            "not name cannot be checked: by default the download stops there."
+        )
+        form.addRow("", self.allow_unlisted_box)
 
         self.files_table = QTableWidget(0, 3)
         self.files_table.setHorizontalHeaderLabels(["File", "Size", "Status"])
@@ -274,7 +284,7 @@ class MetaDownloadDialog(QDialog):
         self._started_link = self._link
         self._say(self.status_label, f"Asking Meta's server for the files of {model.name}…", problem=False)
         self._update_buttons()
-        self.download_requested.emit(self._link, model)
+        self.download_requested.emit(self._link, model, self.allow_unlisted_box.isChecked())
 
     @Slot()
     def _pause(self) -> None:
@@ -325,12 +335,20 @@ class MetaDownloadDialog(QDialog):
         self._refresh_rows()
         self.file_bar.setValue(100)
         self.total_bar.setValue(100)
-        self._say(
-            self.status_label,
-            f"All {len(result.files)} files are here and match checklist.chk: {result.folder}",
-            problem=False,
-            ok=True,
-        )
+        if result.unverified:
+            self._say(
+                self.status_label,
+                f"All {len(result.files)} files are here; not verified (the checklist does not list them): "
+                f"{', '.join(result.unverified)}. {result.folder}",
+                problem=True,
+            )
+        else:
+            self._say(
+                self.status_label,
+                f"All {len(result.files)} files are here and match checklist.chk: {result.folder}",
+                problem=False,
+                ok=True,
+            )
         self._update_buttons()
         self.download_finished.emit(result)
 

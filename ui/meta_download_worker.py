@@ -47,13 +47,18 @@ class MetaDownloadWorker(QObject):
         """Thread-safe: the running download stops and removes its partial files."""
         self._control.cancel()
 
-    @Slot(object, object)
-    def download(self, link: MetaLink, model: MetaModel) -> None:
+    @Slot(object, object, bool)
+    def download(self, link: MetaLink, model: MetaModel, allow_unlisted: bool = False) -> None:
         self._control.reset()
         self._latest = None
         try:
             result = self._downloader.download(
-                link, model, control=self._control, progress=self._report, on_files=self.files_listed.emit
+                link,
+                model,
+                control=self._control,
+                progress=self._report,
+                on_files=self.files_listed.emit,
+                allow_unlisted=allow_unlisted,
             )
         except DownloadPaused as paused:
             self._flush_progress()

@@ -18,6 +18,7 @@ from app.errors import (
     MetaChecksumMismatchError,
     MetaLinkExpiredError,
     MetaServerError,
+    MetaUnlistedFileError,
     NotEnoughDiskError,
     OperationCancelledError,
     UnknownMetaModelError,
@@ -186,6 +187,27 @@ def test_the_signature_never_reaches_a_log(
     messages = [r.getMessage() for r in caplog.records]
     assert any("Signature=<redacted>" in m for m in messages), "httpx2 logs each request: redacted"
     assert not any(signature in m or unquote(signature) in m for m in messages)
+
+
+def test_a_file_the_checklist_does_not_list_is_refused_unless_allowed(
+    cdn: FakeMetaCdn, downloader: MetaDownloader
+) -> None:
+    model = LLAMA2_13B
+    write_meta_tree(cdn.root, model)
+    checklist = next(p for p in plan_files(model) if p.local_path == "checklist.chk")
+    path = cdn.root / checklist.remote_path
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if "consolidated.01.pth" not in line), encoding="utf-8")
+    with pytest.raises(MetaUnlistedFileError, match=r"checklist.chk does not list consolidated.01.pth"):
+        downloader.download(link_to(cdn), model)
+    folder = downloader.folder(model)
+    assert not (folder / "consolidated.01.pth").exists()
+    assert not (folder / "consolidated.01.pth.part").exists()
+    assert not cdn.body_requests(f"{model.remote_dir}/consolidated.01.pth"), "nothing unverifiable fetched"
+
+    result = downloader.download(link_to(cdn), model, allow_unlisted=True)
+    assert result.unverified == ("consolidated.01.pth",)
+    assert (folder / "consolidated.01.pth").is_file()
 
 
 def test_a_link_that_runs_out_mid_file_resumes_with_a_fresh_one(
