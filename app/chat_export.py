@@ -6,7 +6,7 @@ import datetime
 import json
 from typing import Any
 
-from app.chat_store import ChatMessage, ChatStore, Conversation, MessageStatus
+from app.chat_store import ChatMessage, ChatStore, Conversation, ImportedMessage, MessageStatus
 from app.errors import ChatImportError
 from app.generation import GenerationStats
 
@@ -65,28 +65,36 @@ def import_json(store: ChatStore, text: str) -> Conversation:
             f"This export has version {payload.get('version')}; this app reads {JSON_VERSION}."
         )
     try:
-        conversation = store.create_conversation(
-            str(payload["title"]), created_at=float(payload["created_at"])
-        )
-        if payload.get("system_prompt"):
-            store.set_system_prompt(conversation.id, str(payload["system_prompt"]))
-        for m in payload["messages"]:
-            added = store.add_message(
-                conversation.id,
-                m["role"],
-                m["content"],
-                MessageStatus.STREAMING,
-                m.get("model"),
-                created_at=float(m["created_at"]),
-            )
-            stats = GenerationStats.from_json(m["stats"]) if m.get("stats") else None
-            store.finish_message(added.id, m["content"], MessageStatus(m["status"]), stats)
+        title = str(payload["title"])
+        created_at = float(payload["created_at"])
+        system_prompt = payload.get("system_prompt")
+        messages = [_imported_message(m) for m in payload["messages"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise ChatImportError(f"The conversation file is damaged ({type(exc).__name__}: {exc}).") from exc
-    store.rename_conversation(conversation.id, str(payload["title"]))
-    imported = store.conversation(conversation.id)
-    assert imported is not None
-    return imported
+    return store.import_conversation(title, created_at, str(system_prompt or "") or None, messages)
+
+
+def _imported_message(m: Any) -> ImportedMessage:
+    if not isinstance(m, dict):
+        raise TypeError(f"a message is a {type(m).__name__}, not an object")
+    role = m["role"]
+    if role not in ("system", "user", "assistant"):
+        raise ValueError(f"a message has the role {str(role)[:40]!r}")
+    content = m["content"]
+    if not isinstance(content, str):
+        raise TypeError("a message's content is not text")
+    status = MessageStatus(m["status"])
+    if status is MessageStatus.STREAMING:  # exported mid-reply: it will never finish now
+        status = MessageStatus.INTERRUPTED
+    model = m.get("model")
+    return ImportedMessage(
+        role,
+        content,
+        status,
+        None if model is None else str(model),
+        float(m["created_at"]),
+        GenerationStats.from_json(m["stats"]) if m.get("stats") else None,
+    )
 
 
 def _quote(text: str) -> str:

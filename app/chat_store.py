@@ -129,6 +129,18 @@ class ChatMessage:
     created_at: float
 
 
+@dataclass(frozen=True)
+class ImportedMessage:
+    """One message of a conversation file, checked before anything is written."""
+
+    role: str
+    content: str
+    status: MessageStatus
+    model: str | None
+    created_at: float
+    stats: GenerationStats | None
+
+
 class ChatStore:
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, timeout=10.0)
@@ -170,6 +182,52 @@ class ChatStore:
             )
         assert cur.lastrowid is not None
         return Conversation(cur.lastrowid, title, now, now)
+
+    def import_conversation(
+        self, title: str, created_at: float, system_prompt: str | None, messages: list[ImportedMessage]
+    ) -> Conversation:
+        """A whole conversation, messages in order, in one transaction: a kill or an error on the way
+        leaves all of it or nothing, never a half-imported chat."""
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, system_prompt)"
+                " VALUES (?, ?, ?, ?)",
+                (
+                    title.strip() or DEFAULT_TITLE,
+                    created_at,
+                    created_at,
+                    (system_prompt or "").strip() or None,
+                ),
+            )
+            conversation_id = cur.lastrowid
+            parent: int | None = None
+            updated = created_at
+            for m in messages:
+                stats_json = None if m.stats is None else json.dumps(m.stats.to_json())
+                row = self._conn.execute(
+                    "INSERT INTO messages (conversation_id, role, content, status, model, stats,"
+                    " created_at, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        m.role,
+                        m.content,
+                        str(m.status),
+                        m.model,
+                        stats_json,
+                        m.created_at,
+                        parent,
+                    ),
+                )
+                parent = row.lastrowid
+                updated = max(updated, m.created_at)
+            self._conn.execute(
+                "UPDATE conversations SET active_leaf_id = ?, updated_at = ? WHERE id = ?",
+                (parent, updated, conversation_id),
+            )
+        assert conversation_id is not None
+        imported = self.conversation(conversation_id)
+        assert imported is not None
+        return imported
 
     def conversations(self) -> list[Conversation]:
         """All conversations, most recently active first."""

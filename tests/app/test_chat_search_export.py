@@ -138,3 +138,56 @@ def test_cli_search_export_and_import(store: ChatStore, tmp_path: Path) -> None:
     assert imported.returncode == 0 and "as #3" in imported.stdout
     missing = chats("export", "99")
     assert missing.returncode != 0 and "No conversation #99" in missing.stderr
+
+
+_KILLED_IMPORT = """
+import os, signal, sys
+from pathlib import Path
+from app.chat_export import import_json
+from app.chat_store import ChatStore
+from app.generation import GenerationStats
+
+calls = [0]
+real = GenerationStats.to_json
+def to_json(self):
+    calls[0] += 1
+    if calls[0] == 25:  # mid-way through the messages, inside the import's writes
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self)
+GenerationStats.to_json = to_json
+store = ChatStore(Path(sys.argv[1]))
+import_json(store, Path(sys.argv[2]).read_text(encoding="utf-8"))
+"""
+
+
+def test_a_kill_mid_import_leaves_no_half_imported_chat(
+    store: ChatStore, data_home: DataHome, tmp_path: Path
+) -> None:
+    conversation = store.create_conversation("Long chat")
+    stats = GenerationStats(30, 0, 12, 0.1, 0.5, StopReason.END_OF_TURN)
+    for i in range(30):
+        store.add_message(conversation.id, "user", f"question {i}")
+        reply = store.add_message(conversation.id, "assistant", "", MessageStatus.STREAMING)
+        store.finish_message(reply.id, f"answer {i}", MessageStatus.COMPLETE, stats)
+    export = tmp_path / "long.json"
+    export.write_text(to_json(conversation, store.messages(conversation.id)), encoding="utf-8")
+    store.delete_conversation(conversation.id)
+    before = [(c.id, c.title) for c in store.conversations()]
+    store.close()
+
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_IMPORT, str(data_home.chats_db), str(export)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -9, child.stderr
+    after = ChatStore(data_home.chats_db)
+    try:
+        assert [(c.id, c.title) for c in after.conversations()] == before
+        assert after.recover_interrupted() == 0, "no message was left 'streaming'"
+        imported = import_json(after, export.read_text(encoding="utf-8"))  # and it imports whole later
+        assert len(after.messages(imported.id)) == 60 and imported.title == "Long chat"
+    finally:
+        after.close()
