@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.data_home import DataHome
-from app.download_jobs import DownloadJobs
-from app.library import LibraryModel, ModelLibrary
-from app.licenses import LicenseBook
-from app.secrets import TokenStore
-from app.settings import Settings
+from app.core.data_home import DataHome
+from app.core.settings import Settings
+from app.downloads.jobs import DownloadJobs
+from app.downloads.licenses import LicenseBook
+from app.downloads.secrets import TokenStore
+from app.library.store import LibraryModel, ModelLibrary
 
 
 @dataclass

@@ -81,7 +81,7 @@ def step_{n}(items: list[str]) -> list[str]:
 
 def bulk_conversation(store: object, title: str, contents: list[str]) -> int:
     """A conversation of alternating user and assistant messages, inserted in one transaction."""
-    from app.chat_store import MessageStatus
+    from app.chat.store import MessageStatus
 
     conversation = store.create_conversation(title)  # type: ignore[attr-defined]
     conn = store._conn  # type: ignore[attr-defined]  # bulk insert: the benchmark measures opening, not writing
@@ -139,8 +139,8 @@ def markdown_streaming(app: object, window: object, conversation_id: int) -> dic
 
     from PySide6.QtCore import QTimer
 
-    from app.chat_store import MessageStatus
-    from ui.chat_worker import TEXT_BATCH_INTERVAL_S
+    from app.chat.store import MessageStatus
+    from ui.chat.worker import TEXT_BATCH_INTERVAL_S
 
     window._refresh_conversation_list()  # type: ignore[attr-defined]
     window.select_conversation(conversation_id)  # type: ignore[attr-defined]
@@ -187,13 +187,13 @@ def main() -> int:
 
     from PySide6.QtCore import QTimer
 
-    from app.chat_store import ChatStore
+    from app.chat.reply import write_reply
+    from app.chat.store import ChatStore
     from app.context import AppContext
-    from app.data_home import DataHome
-    from app.engine import ModelSession, default_thread_count
-    from app.generation import ChatTurn, GenerationParams
-    from app.reply import write_reply
-    from app.starter import starter_model_path
+    from app.core.data_home import DataHome
+    from app.core.starter import starter_model_path
+    from app.engine.generation import ChatTurn, GenerationParams
+    from app.engine.session import ModelSession, default_thread_count
     from ui.gui import create_application, open_chat_window
 
     figures: dict[str, object] = {}
@@ -307,7 +307,7 @@ def main() -> int:
     # 5. cold start -----------------------------------------------------------------------------
     probe_code = (
         "import time, os; from ui.gui import create_application, open_chat_window;"
-        "from app.context import AppContext; from app.data_home import DataHome;"
+        "from app.context import AppContext; from app.core.data_home import DataHome;"
         "app = create_application(); ctx = AppContext.open(DataHome.resolve());"
         "w = open_chat_window(ctx, None); w.show(); app.processEvents();"
         "print('shown', flush=True); w.shutdown(); ctx.close()"

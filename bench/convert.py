@@ -27,8 +27,8 @@ DIM, FFN, HEADS = 1024, 2816, 16
 
 def write_checkpoint(folder: Path, n_layers: int) -> int:
     """A Meta Llama 2-style checkpoint of random bf16 weights; returns its size in bytes."""
-    from tests.convert_checkpoints import write_pth
-    from tests.convert_tokenizers import write_spm_tokenizer
+    from tests.support.convert_checkpoints import write_pth
+    from tests.support.convert_tokenizers import write_spm_tokenizer
 
     folder.mkdir(parents=True)
     write_spm_tokenizer(folder / "tokenizer.model")

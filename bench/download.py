@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.fake_hub import FakeFile, FakeHub, FakeRepo  # the same local Hub the tests use
+from tests.support.fake_hub import FakeFile, FakeHub, FakeRepo  # the same local Hub the tests use
 
 REPO, FILE = "bench/Bench-GGUF", "bench-Q4_K_M.gguf"
 
@@ -41,10 +41,10 @@ def main() -> int:
     os.environ["HF_HUB_DISABLE_XET"] = "1"
     import httpx2
 
-    from app.downloads import Downloader
-    from app.hub import HubClient, choose_file
-    from app.library import ModelLibrary
-    from tests.gguf_files import write_small_gguf
+    from app.downloads.downloader import Downloader
+    from app.downloads.hub import HubClient, choose_file
+    from app.library.store import ModelLibrary
+    from tests.support.gguf_files import write_small_gguf
 
     with tempfile.TemporaryDirectory() as work:
         root = Path(work)

@@ -94,8 +94,8 @@ def make_model(vocab_path: Path, out: Path, layers: int, dim: int, ffn: int) -> 
 
 def engine_decode(model_path: Path, n_decode: int) -> tuple[float, str, int]:
     """The app's engine: tokens/s after the first token, where the layers ran, and the prompt length."""
-    from app.engine import ModelSession
-    from app.generation import ChatTurn, GenerationParams
+    from app.engine.generation import ChatTurn, GenerationParams
+    from app.engine.session import ModelSession
 
     with ModelSession(model_path, n_ctx=N_CTX) as session:
         # A zero-weight model never stops by itself; ignore_eos is not needed, max_tokens bounds it.
@@ -112,8 +112,8 @@ def bytes_per_token(model_path: Path) -> int:
 
 
 def run(model_path: Path, n_decode: int, runs: int, peak_gbs: float | None) -> dict[str, object]:
-    from app.backends import detect_backend
-    from app.engine import default_thread_count
+    from app.engine.backends import detect_backend
+    from app.engine.session import default_thread_count
 
     backend = detect_backend()
     print(f"backend: {backend.describe()}")

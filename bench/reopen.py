@@ -3,7 +3,7 @@
     python -m bench.reopen [--runs 3] [--words 1200] [--json out.json]
 
 One session holds one chat's cache at a time. A long chat A is answered, then chat B takes the
-cache, then A gets a follow-up question. With app/chat_state.py A's cache is written to disk when
+cache, then A gets a follow-up question. With app/chat/saved_state.py A's cache is written to disk when
 B takes over and read back for the follow-up; without it, A is read again from its first token.
 """
 
@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.chat_state import ChatStateCache
-from app.engine import ModelSession
-from app.generation import ChatTurn, GenerationParams
-from app.starter import starter_model_path
+from app.chat.saved_state import ChatStateCache
+from app.core.starter import starter_model_path
+from app.engine.generation import ChatTurn, GenerationParams
+from app.engine.session import ModelSession
 
 GREEDY = GenerationParams(temperature=0.0, max_tokens=16)
 

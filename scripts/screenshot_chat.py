@@ -15,8 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from qt_wait import wait_until
 
 from app.context import AppContext
-from app.data_home import DataHome
-from app.generation import GenerationParams
+from app.core.data_home import DataHome
+from app.engine.generation import GenerationParams
 from ui.gui import create_application, open_chat_window
 
 PROMPTS = ("Hi! Who are you?", "Write a haiku about a llama on a desk.")

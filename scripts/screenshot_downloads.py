@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fake_hub import FakeFile, FakeHub, FakeRepo
+from tests.support.fake_hub import FakeFile, FakeHub, FakeRepo
 
 HUB = FakeHub().start()
 os.environ["HF_ENDPOINT"] = HUB.url  # before huggingface_hub is imported
@@ -23,13 +23,13 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 from qt_wait import wait_until  # noqa: E402
 
 from app.context import AppContext  # noqa: E402
-from app.data_home import DataHome  # noqa: E402
-from app.gguf_header import read_header  # noqa: E402
-from app.licenses import NEEDS_ACCEPTANCE  # noqa: E402
-from tests.gguf_files import LLAMA_SHAPES, write_header_only_llama, write_small_gguf  # noqa: E402
+from app.core.data_home import DataHome  # noqa: E402
+from app.downloads.licenses import NEEDS_ACCEPTANCE  # noqa: E402
+from app.gguf.header import read_header  # noqa: E402
+from tests.support.gguf_files import LLAMA_SHAPES, write_header_only_llama, write_small_gguf  # noqa: E402
+from ui.downloads.license_dialog import LicenseDialog  # noqa: E402
 from ui.gui import create_application  # noqa: E402
-from ui.license_dialog import LicenseDialog  # noqa: E402
-from ui.model_manager import ModelManagerWindow  # noqa: E402
+from ui.models.manager import ModelManagerWindow  # noqa: E402
 
 REPO = "bartowski/Llama-3.2-1B-Instruct-GGUF"
 LLAMA_3_2_1B = LLAMA_SHAPES["Llama-3.2-1B"]

@@ -16,11 +16,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from qt_wait import wait_until
 
-from app.chat_store import ChatStore
+from app.chat.store import ChatStore
 from app.context import AppContext
-from app.data_home import DataHome
+from app.core.data_home import DataHome
+from ui.common.theme import apply_theme
 from ui.gui import create_application, open_chat_window
-from ui.theme import apply_theme
 
 MODEL = "SmolLM2 135M Instruct"
 REPLY = """### Counting words

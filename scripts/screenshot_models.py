@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from app.context import AppContext
-from app.data_home import DataHome
-from tests.gguf_files import LLAMA_SHAPES, write_header_only_llama
+from app.core.data_home import DataHome
+from tests.support.gguf_files import LLAMA_SHAPES, write_header_only_llama
 from ui.gui import create_application
-from ui.model_manager import ModelManagerWindow
+from ui.models.manager import ModelManagerWindow
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from tests.fake_hub import FakeHub, Faults
+from tests.support.fake_hub import FakeHub, Faults
 
 # Read at import by Qt, huggingface_hub and keyring: set before anything imports them.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -28,10 +28,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from app.data_home import HOME_ENV_VAR, DataHome  # noqa: E402
-from app.engine import ModelSession  # noqa: E402
-from app.starter import starter_model_path  # noqa: E402
-from tests.gguf_files import copy_gguf_without_keys  # noqa: E402
+from app.core.data_home import HOME_ENV_VAR, DataHome  # noqa: E402
+from app.core.starter import starter_model_path  # noqa: E402
+from app.engine.session import ModelSession  # noqa: E402
+from tests.support.gguf_files import copy_gguf_without_keys  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

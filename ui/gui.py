@@ -12,16 +12,17 @@ from PySide6.QtCore import QObject, QPoint, QTimer, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from app.chat_store import ChatStore
+from app.chat.store import ChatStore
 from app.context import AppContext
-from app.data_home import DataHome
-from app.logs import configure_logging
-from ui.chat_window import ChatWindow
-from ui.theme import apply_theme
+from app.core.data_home import DataHome
+from app.core.logs import configure_logging
+from app.core.resources import RESOURCES_DIR
+from ui.chat.window import ChatWindow
+from ui.common.theme import apply_theme
 
 log = logging.getLogger("ui")
 
-ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "llama-desk.svg"
+ICON_PATH = RESOURCES_DIR / "icons" / "llama-desk.svg"
 
 
 def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
@@ -54,7 +55,7 @@ def open_chat_window(context: AppContext, model_path: Path | None, *, new_chat: 
 
 class ChatWindows(QObject):
     """The chat windows of this process. Each has its own model on its own worker thread; the
-    app's memory check (app/model_usage.py) sees all of them through the library's usage."""
+    app's memory check (app/engine/usage.py) sees all of them through the library's usage."""
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The `llama-desk` command: the GUI with no arguments (or `gui`), otherwise the CLI in `app.cli`.
+"""The `llama-desk` command: the GUI with no arguments (or `gui`), otherwise the CLI in `app.cli.main`.
 
 `llama-desk --self-test [--model M] [--screenshot PNG]` checks an installed app end to end: llama.cpp
 loads and generates, and (with `--screenshot`) the chat window opens, answers and is grabbed to a PNG.
@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app import cli
+from app.cli import main as cli
 
 if TYPE_CHECKING:
-    from app.data_home import DataHome
+    from app.core.data_home import DataHome
 
 _GUI_OPTIONS = ("--model", "--verbose", "--self-test", "--screenshot")
 _WINDOW_TIMEOUT_S = 120.0
@@ -62,10 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def self_test(model: Path | None, screenshot: Path | None, *, verbose: bool = False) -> int:
     """Run the self-test in a temporary data home; print its report; 0 when everything worked."""
-    from app.data_home import HOME_ENV_VAR, DataHome
-    from app.errors import LlamaDeskError
-    from app.logs import configure_logging
-    from app.self_test import run_self_test
+    from app.core.data_home import HOME_ENV_VAR, DataHome
+    from app.core.errors import LlamaDeskError
+    from app.core.logs import configure_logging
+    from app.engine.self_test import run_self_test
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llama-desk-self-test-") as folder:
@@ -99,8 +99,8 @@ def _window_test(home: DataHome, model: Path | None, screenshot: Path, engine_s:
     from PySide6.QtCore import QEventLoop, QTimer, qVersion
 
     from app.context import AppContext
-    from app.errors import SelfTestError
-    from app.self_test import loaded_files
+    from app.core.errors import SelfTestError
+    from app.engine.self_test import loaded_files
     from ui.gui import ChatWindows, create_application
 
     app = create_application()

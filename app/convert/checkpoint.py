@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.convert.safe_pickle import TensorRef, load_state_dict
-from app.errors import CheckpointFileMissingError, UnsupportedCheckpointError
+from app.core.errors import CheckpointFileMissingError, UnsupportedCheckpointError
 
 log = logging.getLogger("convert")
 

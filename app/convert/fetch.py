@@ -1,7 +1,7 @@
 """Fetch an original checkpoint (a Hugging Face safetensors repo) into a folder the converter reads.
 
-Meta's signed links have their own downloader (app/meta_download.py); this is the Hub side, on the
-same resumable, sha256-verified transfer as GGUF downloads (app/downloads.py).
+Meta's signed links have their own downloader (app/downloads/meta/download.py); this is the Hub side, on the
+same resumable, sha256-verified transfer as GGUF downloads (app/downloads/downloader.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from app.downloads import DownloadControl, Downloader, DownloadProgress
-from app.hub import RepoListing
-from app.safe_names import child_path, safe_basename
+from app.core.safe_names import child_path, safe_basename
+from app.downloads.downloader import DownloadControl, Downloader, DownloadProgress
+from app.downloads.hub import RepoListing
 
 log = logging.getLogger("convert")
 

@@ -15,8 +15,8 @@ from app.convert.pipeline import (
     Stage,
     convert_checkpoint,
 )
-from app.file_ops import sha256_files
-from app.library import LibraryModel, ModelLibrary
+from app.core.file_ops import sha256_files
+from app.library.store import LibraryModel, ModelLibrary
 
 log = logging.getLogger("convert")
 

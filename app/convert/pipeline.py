@@ -20,7 +20,7 @@ from app.convert.checkpoint import Checkpoint, Layout, open_checkpoint
 from app.convert.quantize import DEFAULT_QUANT, QUANT_TYPES, estimated_size, quantize
 from app.convert.to_gguf import FLOAT_TYPES, PlannedTensor, plan_tensors, write_gguf
 from app.convert.vocab import Vocab, add_vocab, load_hf_tokenizer, load_meta_tokenizer
-from app.errors import ConversionDiskSpaceError, OperationCancelledError, UnsupportedCheckpointError
+from app.core.errors import ConversionDiskSpaceError, OperationCancelledError, UnsupportedCheckpointError
 
 log = logging.getLogger("convert")
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.errors import OperationCancelledError, QuantizeError
+from app.core.errors import OperationCancelledError, QuantizeError
 
 log = logging.getLogger("convert")
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from app.errors import ForbiddenPickleError
+from app.core.errors import ForbiddenPickleError
 
 #: torch storage class -> (our dtype name, bytes per element)
 STORAGE_DTYPES: dict[str, tuple[str, int]] = {

@@ -19,7 +19,7 @@ import gguf
 import numpy as np
 
 from app.convert.checkpoint import Checkpoint, Hyperparameters, Layout, TensorData
-from app.errors import OperationCancelledError, UnsupportedCheckpointError
+from app.core.errors import OperationCancelledError, UnsupportedCheckpointError
 
 log = logging.getLogger("convert")
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import gguf
 
-from app.chat_template import LLAMA2_TEMPLATE, LLAMA3_TEMPLATE
-from app.errors import TokenizerFileError
+from app.core.errors import TokenizerFileError
+from app.engine.templates import LLAMA2_TEMPLATE, LLAMA3_TEMPLATE
 
 log = logging.getLogger("convert")
 

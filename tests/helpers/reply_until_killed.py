@@ -10,11 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-from app import reply as reply_module
-from app.chat_store import ChatStore
-from app.engine import ModelSession
-from app.generation import GenerationParams
-from app.starter import starter_model_path
+from app.chat import reply as reply_module
+from app.chat.store import ChatStore
+from app.core.starter import starter_model_path
+from app.engine.generation import GenerationParams
+from app.engine.session import ModelSession
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
-from app.data_home import DataHome
-from tests.ui.chat_helpers import LOAD_TIMEOUT_MS, make_window
-from ui.chat_window import ChatWindow
-from ui.model_manager import ModelManagerWindow
+from app.core.data_home import DataHome
+from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, make_window
+from ui.chat.window import ChatWindow
+from ui.models.manager import ModelManagerWindow
 
 
 @pytest.fixture

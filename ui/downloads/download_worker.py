@@ -1,0 +1,101 @@
+"""Runs download jobs one at a time on its own thread; pause and cancel are thread-safe flags."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.core.errors import LlamaDeskError
+from app.downloads.downloader import DownloadControl, Downloader, DownloadPaused, DownloadProgress
+from app.downloads.hub import HubClient
+from app.downloads.jobs import DownloadJobs, JobState
+from app.downloads.secrets import TokenStore
+from app.library.store import ModelLibrary
+
+log = logging.getLogger("ui.downloads")
+
+_PROGRESS_INTERVAL_S = 0.1
+
+
+class DownloadWorker(QObject):
+    """Signals:
+    job_progress(int, DownloadProgress): bytes, speed and ETA of job `id`, at most every 100 ms.
+    job_state_changed(int, str, str): the job's new JobState and a message for the user ("" if none).
+    download_finished(int, LibraryModel): the verified model is in the library.
+    """
+
+    job_progress = Signal(int, object)
+    job_state_changed = Signal(int, str, str)
+    download_finished = Signal(int, object)
+
+    def __init__(self, library: ModelLibrary, jobs: DownloadJobs, tokens: TokenStore) -> None:
+        super().__init__()
+        self._library = library
+        self._jobs = jobs
+        self._tokens = tokens
+        self._controls: dict[int, DownloadControl] = {}
+        self._last_progress = 0.0
+
+    def control(self, job_id: int) -> DownloadControl:
+        """The pause/cancel switch of a job; thread-safe, created before the job starts."""
+        return self._controls.setdefault(job_id, DownloadControl())
+
+    def pause(self, job_id: int) -> None:
+        self.control(job_id).pause()
+
+    def pause_all(self) -> None:
+        """Pause whatever is running (on shutdown): its partial file stays for the next start."""
+        for control in list(self._controls.values()):
+            if control.request.value != "cancel":
+                control.pause()
+
+    def cancel(self, job_id: int) -> None:
+        job = self._jobs.get(job_id)
+        self.control(job_id).cancel()
+        if job is not None and job.state is not JobState.RUNNING:
+            # Not running: nothing will notice the flag, so drop its partial file here.
+            self._downloader(HubClient()).discard_partial(job.remote)
+            self._jobs.set_state(job_id, JobState.CANCELLED)
+            self.job_state_changed.emit(job_id, str(JobState.CANCELLED), "Cancelled.")
+
+    @Slot(int)
+    def run_job(self, job_id: int) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or not job.state.is_open or self.control(job_id).request.value == "cancel":
+            return
+        control = self.control(job_id)
+        control.reset()
+        self._jobs.set_state(job_id, JobState.RUNNING)
+        self.job_state_changed.emit(job_id, str(JobState.RUNNING), "")
+        hub = HubClient(self._tokens.get())
+        try:
+            hub.require_access(job.remote.repo_id)
+            model = self._downloader(hub).download(
+                job.remote,
+                control=control,
+                progress=lambda p: self._report(job_id, p),
+                license_id=job.license_id,
+            )
+        except DownloadPaused as paused:
+            self._jobs.set_state(job_id, JobState.PAUSED)
+            self.job_state_changed.emit(job_id, str(JobState.PAUSED), str(paused))
+        except LlamaDeskError as exc:
+            cancelled = control.request.value == "cancel"
+            state = JobState.CANCELLED if cancelled else JobState.FAILED
+            self._jobs.set_state(job_id, state, error=None if cancelled else str(exc))
+            self.job_state_changed.emit(job_id, str(state), "Cancelled." if cancelled else str(exc))
+        else:
+            self._jobs.set_state(job_id, JobState.DONE, model_id=model.id)
+            self.job_state_changed.emit(job_id, str(JobState.DONE), f"Verified and added: {model.name}")
+            self.download_finished.emit(job_id, model)
+
+    def _downloader(self, hub: HubClient) -> Downloader:
+        return Downloader(self._library, hub, self._library.models_dir)
+
+    def _report(self, job_id: int, progress: DownloadProgress) -> None:
+        now = time.monotonic()
+        if progress.done_bytes == progress.total_bytes or now - self._last_progress >= _PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.job_progress.emit(job_id, progress)
