@@ -1,14 +1,15 @@
 """Shared fixtures: every test gets its own data home; inference runs the real starter model.
 
 The real `huggingface_hub` client talks to a fake Hub on 127.0.0.1, started here before
-anything imports the client (it reads HF_ENDPOINT at import). Secrets go to a real keyring
-file backend in a temporary folder, never to the data home.
+anything imports the client (it reads HF_ENDPOINT at import). Secrets go to the keyring backend the
+tests choose (tests/support/keyring_backend.py, a file in a temporary folder), never to the data home.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 from tests.support.fake_hub import FakeHub, Faults
 
@@ -20,11 +21,13 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_TOKEN", None)
-os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
-os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="llama-desk-test-keyring-")
+os.environ["PYTHON_KEYRING_BACKEND"] = "tests.support.keyring_backend.TestKeyring"
+os.environ["LLAMA_DESK_TEST_KEYRING"] = tempfile.mkdtemp(prefix="llama-desk-test-keyring-")
+# CLI processes the tests start (the console script too) must find that backend.
+_REPO = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_REPO, os.environ.get("PYTHONPATH")]))
 
 from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 

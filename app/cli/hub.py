@@ -10,7 +10,7 @@ from app.cli.progress import conversion_progress, end_line, show_progress
 from app.context import AppContext
 from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
 from app.core.data_home import DataHome
-from app.core.errors import LicenseNotAcceptedError, LlamaDeskError, UsageError
+from app.core.errors import LicenseNotAcceptedError, UsageError
 from app.core.units import format_bytes
 from app.downloads.downloader import DownloadControl, Downloader, DownloadPaused, DownloadProgress
 from app.downloads.hub import HubClient, RepoListing, choose_file
@@ -161,7 +161,7 @@ def _pull_and_convert(
 def _cmd_token_set(_args: argparse.Namespace) -> int:
     token = getpass.getpass("Hugging Face token: ") if sys.stdin.isatty() else sys.stdin.readline()
     if not token.strip():
-        raise LlamaDeskError("No token given; nothing was stored.")
+        raise UsageError("No token given; nothing was stored.")
     TokenStore().set(token)
     print("Token stored in the OS keyring.")
     return 0

@@ -242,6 +242,29 @@ class HubUnsafeListingError(HubError, ValueError):
         )
 
 
+class InsecureKeyringError(LlamaDeskError, PermissionError):
+    """The keyring backend Python found would keep the token in plaintext, or nowhere."""
+
+    exit_code = 17
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(
+            f"No secure keyring to keep the token in: the one found is {backend}. Unlock or install "
+            "your desktop's keyring (GNOME Keyring or KWallet on Linux; Keychain and Credential Manager "
+            "are built into macOS and Windows), or set HF_TOKEN in the environment for this run."
+        )
+
+
+class KeyringUnavailableError(LlamaDeskError, OSError):
+    exit_code = 17
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"The system keyring did not answer ({detail}): it may be locked. Unlock it and try again, "
+            "or set HF_TOKEN in the environment for this run."
+        )
+
+
 class LicenseNotAcceptedError(LlamaDeskError, PermissionError):
     exit_code = 16
 

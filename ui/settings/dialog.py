@@ -21,9 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.errors import InsecureKeyringError, LlamaDeskError
 from app.core.settings import Settings
 from app.downloads.hub import HubAccess
-from app.downloads.secrets import TokenStore
+from app.downloads.secrets import TokenStore, backend_problem
 from app.engine.backends import BackendReport, detect_backend
 
 _ACCESS_TEXT = {
@@ -171,24 +172,41 @@ class SettingsDialog(QDialog):
         self._save_settings()
         self.gpu_layers_changed.emit(value)
 
-    def _show_token_state(self) -> None:
+    def _show_token_state(self, problem: str | None = None) -> None:
+        insecure = backend_problem()
         has_token = self._tokens.get() is not None
-        self.token_state.setText(
-            "A token is saved in the system keyring." if has_token else "No token saved."
-        )
-        self.remove_button.setEnabled(has_token)
+        if problem is not None:
+            text = problem
+        elif self._tokens.from_environment:
+            text = "Using the token in HF_TOKEN for this run (nothing is stored)."
+        elif insecure is not None:
+            text = str(InsecureKeyringError(insecure))
+        else:
+            text = "A token is saved in the system keyring." if has_token else "No token saved."
+        self.token_state.setText(text)
+        self.token_state.setWordWrap(True)
+        self.save_button.setEnabled(insecure is None)
+        self.remove_button.setEnabled(has_token and not self._tokens.from_environment and insecure is None)
 
     @Slot()
     def _save_token(self) -> None:
         token = self.token_edit.text().strip()
+        problem = None
         if token:
-            self._tokens.set(token)
+            try:
+                self._tokens.set(token)
+            except LlamaDeskError as exc:
+                problem = str(exc)
             self.token_edit.clear()  # the widget does not keep it
-        self._show_token_state()
+        self._show_token_state(problem)
 
     @Slot()
     def _remove_token(self) -> None:
-        self._tokens.delete()
+        try:
+            self._tokens.delete()
+        except LlamaDeskError as exc:
+            self._show_token_state(str(exc))
+            return
         self._show_token_state()
 
     def _open_repo_page(self) -> None:

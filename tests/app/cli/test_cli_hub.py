@@ -129,3 +129,36 @@ def test_gated_download_with_a_token_never_writes_the_token(
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), f"the token leaked into {path}"
     assert TOKEN not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["keyrings.alt.file.PlaintextKeyring", "keyring.backends.null.Keyring"],
+    ids=["plaintext", "null"],
+)
+def test_a_plaintext_or_null_keyring_is_refused_and_nothing_is_written(
+    backend: str, tmp_path: Path, data_home: DataHome
+) -> None:
+    env = {"PYTHON_KEYRING_BACKEND": backend, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    done = cli("token", "set", stdin=TOKEN + "\n", env=env)
+    assert done.returncode == 17, done.stderr
+    assert "No secure keyring" in done.stderr and "HF_TOKEN" in done.stderr and backend in done.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), f"the token was written to {path}"
+
+
+def test_hf_token_in_the_environment_is_used_for_the_run_and_never_stored(
+    fake_hub: FakeHub, model_bytes: bytes, tmp_path: Path
+) -> None:
+    fake_hub.add_repo(
+        FakeRepo(
+            "meta-llama/Gated-GGUF",
+            {"m-Q4_K_M.gguf": FakeFile(model_bytes)},
+            gated=True,
+            approved_tokens={TOKEN},
+        )
+    )
+    env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "HF_TOKEN": TOKEN}
+    check = cli("token", "check", "meta-llama/Gated-GGUF", env=env)
+    assert check.returncode == 0, check.stderr

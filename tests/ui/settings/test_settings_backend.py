@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import keyring
 import llama_cpp
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
@@ -65,3 +68,29 @@ def test_settings_without_the_field_load_as_auto(data_home: DataHome) -> None:
     data_home.settings_file.write_text(json.dumps({"context_length": 2048}), encoding="utf-8")
     loaded = Settings.load(data_home.settings_file)
     assert loaded.gpu_layers is None and loaded.context_length == 2048
+
+
+def test_settings_say_plainly_when_the_keyring_would_store_plaintext(
+    qtbot: QtBot, data_home: DataHome, tmp_path: Path
+) -> None:
+    plaintext = PlaintextKeyring()
+    plaintext.file_path = str(tmp_path / "plain.cfg")  # type: ignore[misc]
+    previous = keyring.get_keyring()
+    keyring.set_keyring(plaintext)
+    try:
+        context = AppContext.open(data_home)
+        dialog = SettingsDialog(
+            context.tokens,
+            "http://127.0.0.1:9",
+            settings=context.settings,
+            save_settings=context.save_settings,
+        )
+        qtbot.addWidget(dialog)
+        assert not dialog.save_button.isEnabled()
+        assert "No secure keyring" in dialog.token_state.text()
+        dialog.token_edit.setText("hf_secret_should_not_land_anywhere")
+        dialog._save_token()
+        assert not (tmp_path / "plain.cfg").exists()
+        context.close()
+    finally:
+        keyring.set_keyring(previous)
