@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core.data_home import DataHome
@@ -21,19 +21,23 @@ class AppContext:
     jobs: DownloadJobs
     licenses: LicenseBook
     tokens: TokenStore
+    #: Values of settings.json that were unusable and replaced by their defaults, to tell the user.
+    settings_problems: list[str] = field(default_factory=list)
 
     @classmethod
     def open(cls, home: DataHome) -> AppContext:
         home.ensure()
         library = ModelLibrary(home.library_db, home.models_dir)
         library.ensure_starter()
+        settings, problems = Settings.load_checked(home.settings_file)
         return cls(
             home,
-            Settings.load(home.settings_file),
+            settings,
             library,
             DownloadJobs(home.library_db),
             LicenseBook(home.library_db),
             TokenStore(),
+            problems,
         )
 
     def save_settings(self) -> None:

@@ -195,6 +195,7 @@ def main() -> int:
     from app.engine.generation import ChatTurn, GenerationParams
     from app.engine.session import ModelSession, default_thread_count
     from ui.gui import create_application, open_chat_window
+    from ui.services import AppServices
 
     figures: dict[str, object] = {}
     model_path = starter_model_path()
@@ -206,7 +207,7 @@ def main() -> int:
     # 1. streaming overhead -------------------------------------------------------------------------
     with ModelSession(model_path, n_ctx=N_CTX, n_threads=threads) as probe:
         prompt_tokens = probe.tokenize(probe.format_prompt([ChatTurn("user", PROMPT)]))
-    window = open_chat_window(context, None)
+    window = open_chat_window(AppServices(context), None)
     window.show()
     wait_until(app, lambda: window.model_info is not None)
     window.generation_params = GenerationParams(temperature=0.0, max_tokens=DECODE_TOKENS)
@@ -309,7 +310,8 @@ def main() -> int:
         "import time, os; from ui.gui import create_application, open_chat_window;"
         "from app.context import AppContext; from app.core.data_home import DataHome;"
         "app = create_application(); ctx = AppContext.open(DataHome.resolve());"
-        "w = open_chat_window(ctx, None); w.show(); app.processEvents();"
+        "from ui.services import AppServices;"
+        "w = open_chat_window(AppServices(ctx), None); w.show(); app.processEvents();"
         "print('shown', flush=True); w.shutdown(); ctx.close()"
     )
     starts = []

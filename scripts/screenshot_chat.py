@@ -18,6 +18,7 @@ from app.context import AppContext
 from app.core.data_home import DataHome
 from app.engine.generation import GenerationParams
 from ui.gui import create_application, open_chat_window
+from ui.services import AppServices
 
 PROMPTS = ("Hi! Who are you?", "Write a haiku about a llama on a desk.")
 
@@ -28,7 +29,7 @@ def main() -> int:
         os.environ["LLAMA_DESK_HOME"] = home_dir
         app = create_application()
         context = AppContext.open(DataHome.resolve())
-        window = open_chat_window(context, None)
+        window = open_chat_window(AppServices(context), None)
         window.generation_params = GenerationParams(temperature=0.0, max_tokens=120)
         window.resize(1180, 640)
         window.show()

@@ -29,7 +29,7 @@ from app.gguf.header import read_header  # noqa: E402
 from tests.support.gguf_files import LLAMA_SHAPES, write_header_only_llama, write_small_gguf  # noqa: E402
 from ui.downloads.license_dialog import LicenseDialog  # noqa: E402
 from ui.gui import create_application  # noqa: E402
-from ui.models.manager import ModelManagerWindow  # noqa: E402
+from ui.services import AppServices  # noqa: E402
 
 REPO = "bartowski/Llama-3.2-1B-Instruct-GGUF"
 LLAMA_3_2_1B = LLAMA_SHAPES["Llama-3.2-1B"]
@@ -60,7 +60,7 @@ def main() -> int:
         )
         app = create_application()
         context = AppContext.open(DataHome.resolve())
-        manager = ModelManagerWindow(context)
+        manager = AppServices(context).model_manager()
         manager.resize(1100, 460)
         manager.show()
         manager.tabs.setCurrentWidget(manager.catalog_panel)

@@ -21,6 +21,7 @@ from app.context import AppContext
 from app.core.data_home import DataHome
 from ui.common.theme import apply_theme
 from ui.gui import create_application, open_chat_window
+from ui.services import AppServices
 
 MODEL = "SmolLM2 135M Instruct"
 REPLY = """### Counting words
@@ -63,7 +64,7 @@ def main() -> int:
         store.rewind_to_parent_of(first.id)  # regenerated: the short answer stays as version 1 of 2
         store.add_message(chat.id, "assistant", REPLY, model=MODEL)
         store.close()
-        window = open_chat_window(context, None)
+        window = open_chat_window(AppServices(context), None)
         window.resize(1100, 900)
         window.show()
         window.select_conversation(chat.id)

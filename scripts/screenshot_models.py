@@ -22,7 +22,7 @@ from app.context import AppContext
 from app.core.data_home import DataHome
 from tests.support.gguf_files import LLAMA_SHAPES, write_header_only_llama
 from ui.gui import create_application
-from ui.models.manager import ModelManagerWindow
+from ui.services import AppServices
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
             name="Llama 3 8B Instruct (shape only)",
         )
         context.library.import_model(shaped, hash_in_place=False)
-        manager = ModelManagerWindow(context)
+        manager = AppServices(context).model_manager()
         manager.resize(1100, 360)
         manager.show()
         wait_until(lambda: all(manager.report(m.id) for m in context.library.models()))

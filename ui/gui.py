@@ -6,7 +6,6 @@ import logging
 import sys
 from contextlib import closing
 from pathlib import Path
-from types import TracebackType
 
 from PySide6.QtCore import QObject, QPoint, QTimer, Slot
 from PySide6.QtGui import QIcon
@@ -18,17 +17,13 @@ from app.core.data_home import DataHome
 from app.core.logs import configure_logging
 from app.core.resources import RESOURCES_DIR
 from ui.chat.window import ChatWindow
+from ui.common.crash import CrashReporter
 from ui.common.theme import apply_theme
+from ui.services import AppServices
 
 log = logging.getLogger("ui")
 
 ICON_PATH = RESOURCES_DIR / "icons" / "llama-desk.svg"
-
-
-def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-    """A bug in a slot must not vanish: log it with its traceback, and print it for developers."""
-    log.critical("uncaught exception", exc_info=(kind, value, tb))
-    sys.__excepthook__(kind, value, tb)
 
 
 def create_application() -> QApplication:
@@ -43,23 +38,28 @@ def create_application() -> QApplication:
     return app
 
 
-def open_chat_window(context: AppContext, model_path: Path | None, *, new_chat: bool = False) -> ChatWindow:
+def open_chat_window(services: AppServices, model_path: Path | None, *, new_chat: bool = False) -> ChatWindow:
     """The window for `model_path`, or for the library's default model when None."""
+    context = services.context
     if model_path is not None:
-        return ChatWindow(context, model_path, context.library_name_of(model_path), new_chat=new_chat)
+        return ChatWindow(services, model_path, context.library_name_of(model_path), new_chat=new_chat)
     default = context.default_model()
     return ChatWindow(
-        context, default.path if default else None, default.name if default else None, new_chat=new_chat
+        services, default.path if default else None, default.name if default else None, new_chat=new_chat
     )
 
 
-class ChatWindows(QObject):
-    """The chat windows of this process. Each has its own model on its own worker thread; the
-    app's memory check (app/engine/usage.py) sees all of them through the library's usage."""
+def settings_message(problems: list[str]) -> str:
+    return "Some settings in settings.json could not be used and were reset: " + " ".join(problems)
 
-    def __init__(self, context: AppContext) -> None:
+
+class ChatWindows(QObject):
+    """The chat windows of this process. Each has its own context on its own worker thread; windows
+    on the same file share its weights, and the memory check (app/engine/usage.py) sees them all."""
+
+    def __init__(self, services: AppServices) -> None:
         super().__init__()
-        self._context = context
+        self._services = services
         self._windows: list[ChatWindow] = []
 
     @property
@@ -68,7 +68,7 @@ class ChatWindows(QObject):
 
     def open(self, model_path: Path | None = None) -> ChatWindow:
         # A second window starts on a chat of its own, not on the one the first window shows.
-        window = open_chat_window(self._context, model_path, new_chat=bool(self._windows))
+        window = open_chat_window(self._services, model_path, new_chat=bool(self._windows))
         window.new_window_requested.connect(self._open_next_to)
         window.closed.connect(lambda: self._forget(window))
         self._windows.append(window)
@@ -95,14 +95,26 @@ class ChatWindows(QObject):
 def run_gui(model_path: Path | None = None, *, verbose: bool = False) -> int:
     home = DataHome.resolve().ensure()
     configure_logging(home, verbose=verbose)
-    sys.excepthook = _log_uncaught
     app = create_application()
+    crashes = CrashReporter(home.logs_dir)
+    crashes.install()
     context = AppContext.open(home)
     with closing(ChatStore(home.chats_db)) as store:
         store.recover_interrupted()  # before any window starts a reply of its own
-    windows = ChatWindows(context)
-    windows.open(model_path)
+    services = AppServices(context)
+    windows = open_first_window(services, model_path)
     status = app.exec()
     windows.shutdown_all()
+    services.shutdown()
     context.close()
     return status
+
+
+def open_first_window(services: AppServices, model_path: Path | None) -> ChatWindows:
+    """The app's windows with the first one open, telling the user of any setting that was reset."""
+    windows = ChatWindows(services)
+    first = windows.open(model_path)
+    problems = services.context.settings_problems
+    if problems:
+        first.show_error(settings_message(problems))
+    return windows

@@ -102,10 +102,12 @@ def _window_test(home: DataHome, model: Path | None, screenshot: Path, engine_s:
     from app.core.errors import SelfTestError
     from app.engine.self_test import loaded_files
     from ui.gui import ChatWindows, create_application
+    from ui.services import AppServices
 
     app = create_application()
     context = AppContext.open(home)
-    windows = ChatWindows(context)
+    services = AppServices(context)
+    windows = ChatWindows(services)
     try:
         window = windows.open(model)
         window.resize(1000, 680)
@@ -151,6 +153,7 @@ def _window_test(home: DataHome, model: Path | None, screenshot: Path, engine_s:
         ]
     finally:
         windows.shutdown_all()
+        services.shutdown()
         context.close()
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from app.chat.context_window import fit_history, reply_reserve
 from app.chat.store import ChatStore, MessageStatus
-from app.core.errors import LlamaDeskError
 from app.engine.generation import ChatTurn, GenerationParams, GenerationStats, StopReason
 from app.engine.session import ModelSession
 
@@ -65,11 +64,12 @@ def write_reply(
     on_text: Callable[[str], None],
     cancel: threading.Event,
     on_prompt_progress: Callable[[int, int], None] | None = None,
+    flush_interval_s: float = FLUSH_INTERVAL_S,
 ) -> ReplyOutcome:
     """Generate the assistant's next message in `conversation_id` and store it.
 
-    The row is created as `streaming` before the first token and flushed every
-    `FLUSH_INTERVAL_S`; it ends `complete`, `stopped` (cancelled) or `failed`.
+    The row is created as `streaming` before the first token and its text flushed every
+    `flush_interval_s`; it ends `complete`, `stopped` (cancelled) or `failed` (whatever was raised).
     """
     turns, dropped, context_start_id = fitted_history(store, session, conversation_id, params)
     store.set_context_start(conversation_id, context_start_id)
@@ -85,7 +85,7 @@ def write_reply(
         parts.append(text)
         on_text(text)
         now = time.monotonic()
-        if now - last_flush >= FLUSH_INTERVAL_S:
+        if now - last_flush >= flush_interval_s:
             store.update_message_text(reply.id, "".join(parts))
             last_flush = now
 
@@ -93,7 +93,7 @@ def write_reply(
         result = session.generate(
             turns, params, on_text=on_piece, cancel=cancel, on_prompt_progress=on_prompt_progress
         )
-    except LlamaDeskError:
+    except BaseException:
         store.finish_message(reply.id, "".join(parts), MessageStatus.FAILED, None)
         raise
     cancelled = result.stats.stop_reason is StopReason.CANCELLED

@@ -26,10 +26,11 @@ from pathlib import Path
 import llama_cpp
 
 from app.core.errors import EngineBusyError, GenerationError, ModelLoadError, PromptTooLongError
-from app.engine.backends import CpuReason, gpu_failure_plan
+from app.engine.backends import CpuReason, OffloadPlan, gpu_failure_plan
 from app.engine.fit import plan_file_offload
 from app.engine.generation import ChatTurn, GenerationParams, GenerationResult, GenerationStats, StopReason
 from app.engine.templates import ChatTemplate, choose_template
+from app.engine.weights import SharedWeights, WeightsKey
 from app.gguf.report import ModelReport, inspect_model
 
 log = logging.getLogger("engine")
@@ -75,6 +76,22 @@ class ModelInfo:
     cpu_reason: CpuReason | None = None
 
 
+def _load_model(path: Path, plan: OffloadPlan) -> tuple[ctypes.c_void_p, OffloadPlan]:
+    """llama.cpp's model for `path` as `plan` says; on the CPU when the GPU load fails (said in the plan)."""
+    model_params = llama_cpp.llama_model_default_params()
+    model_params.n_gpu_layers = plan.n_gpu_layers
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+    if not model and plan.n_gpu_layers != 0:
+        # Out of VRAM or a driver error: say so and run on the CPU rather than not at all.
+        log.warning("loading %s onto the GPU failed; retrying on the CPU", path)
+        plan = gpu_failure_plan(plan)
+        model_params.n_gpu_layers = 0
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+    if not model:
+        raise ModelLoadError(path, "the file is damaged or uses an architecture this llama.cpp does not know")
+    return model, plan
+
+
 class ModelSession:
     """A loaded model with one context. Not thread-safe: one generation at a time."""
 
@@ -87,32 +104,28 @@ class ModelSession:
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
         report: ModelReport | None = None,
+        weights: SharedWeights | None = None,
     ) -> None:
         """Load `path` (slow: call off the GUI thread). `n_ctx` is capped at the model's trained length.
 
         `name` is what the user calls the model (its library name); the GGUF's own name is the fallback.
         `n_gpu_layers`: None offloads as many layers as fit in free VRAM, 0 runs on the CPU only.
         `report`: the file's header, if the caller has read it already (it is read once per load).
+        `weights`: the application's registry, so sessions on the same file share one copy of its weights.
         """
         # Our bounded, fuzzed parser sees a damaged or hostile header before llama.cpp does; a caller
         # that has read it already (to check memory) passes its report so it is read once.
         report = report or inspect_model(path)
         threads = n_threads or default_thread_count()
         plan = plan_file_offload(report, n_ctx, n_gpu_layers)
-        model_params = llama_cpp.llama_model_default_params()
-        model_params.n_gpu_layers = plan.n_gpu_layers
         started = time.perf_counter()
-        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
-        if not self._model and plan.n_gpu_layers != 0:
-            # Out of VRAM or a driver error: say so and run on the CPU rather than not at all.
-            log.warning("loading %s onto the GPU failed; retrying on the CPU", path)
-            plan = gpu_failure_plan(plan)
-            model_params.n_gpu_layers = 0
-            self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
-        if not self._model:
-            raise ModelLoadError(
-                path, "the file is damaged or uses an architecture this llama.cpp does not know"
-            )
+        self._weights = weights
+        self._weights_key = WeightsKey(path.resolve(), plan.n_gpu_layers)
+        self._model: ctypes.c_void_p | None
+        if weights is None:
+            self._model, plan = _load_model(path, plan)
+        else:
+            self._model, plan = weights.acquire(self._weights_key, lambda: _load_model(path, plan))
         self._path = path
         self._threads = threads
         n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
@@ -121,7 +134,7 @@ class ModelSession:
         try:
             self._create_context(n_ctx)
         except BaseException:
-            llama_cpp.llama_model_free(self._model)
+            self._free_model()
             raise
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
@@ -199,8 +212,14 @@ class ModelSession:
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
+        self._free_model()
+
+    def _free_model(self) -> None:
         if self._model:
-            llama_cpp.llama_model_free(self._model)
+            if self._weights is not None:
+                self._weights.release(self._weights_key)
+            else:
+                llama_cpp.llama_model_free(self._model)
             self._model = None
 
     def __enter__(self) -> ModelSession:

@@ -11,12 +11,15 @@ from pathlib import Path
 
 from app.core.units import format_bytes
 from app.engine.fit import HEADROOM_BYTES, MemoryEstimate
+from app.engine.weights import SharedWeights
 
 
 class ModelUsage:
-    """A thread-safe count of loads per model file (windows load on worker threads)."""
+    """The application's one account of loaded models: a thread-safe count of loads per model file
+    (windows load on worker threads), the memory each holds, and the weights they share."""
 
     def __init__(self) -> None:
+        self.weights = SharedWeights()
         self._lock = threading.Lock()
         self._counts: collections.Counter[Path] = collections.Counter()
         self._loaded: dict[int, LoadedModel] = {}  # owner token -> what it holds in memory

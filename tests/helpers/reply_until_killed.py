@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from app.chat import reply as reply_module
+from app.chat.reply import write_reply
 from app.chat.store import ChatStore
 from app.core.starter import starter_model_path
 from app.engine.generation import GenerationParams
@@ -19,14 +19,13 @@ from app.engine.session import ModelSession
 
 def main() -> None:
     db, conversation_id = Path(sys.argv[1]), int(sys.argv[2])
-    reply_module.FLUSH_INTERVAL_S = 0.0
 
     def on_text(text: str) -> None:
         print("piece", flush=True)
         time.sleep(0.05)
 
     with ModelSession(starter_model_path(), n_ctx=1024) as session:
-        reply_module.write_reply(
+        write_reply(
             ChatStore(db),
             session,
             conversation_id,
@@ -34,6 +33,7 @@ def main() -> None:
             on_started=lambda _id: None,
             on_text=on_text,
             cancel=threading.Event(),
+            flush_interval_s=0.0,
         )
     print("finished", flush=True)
 

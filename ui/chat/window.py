@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +37,6 @@ from app.chat.export import to_json, to_markdown
 from app.chat.reply import ReplyOutcome
 from app.chat.saved_state import ChatStateCache
 from app.chat.store import ChatMessage, ChatStore, MessageStatus
-from app.context import AppContext
 from app.engine.backends import CpuReason
 from app.engine.generation import GenerationParams
 from app.engine.session import ModelInfo
@@ -49,7 +49,9 @@ from ui.chat.sampling_dialog import SamplingDialog
 from ui.chat.system_prompt_dialog import SystemPromptDialog
 from ui.chat.worker import ChatWorker
 from ui.common.theme import chat_colors
+from ui.common.workers import WorkerThread
 from ui.models.manager import ModelManagerWindow
+from ui.services import AppServices
 
 log = logging.getLogger("ui.chat")
 
@@ -58,14 +60,15 @@ _WORKER_SHUTDOWN_TIMEOUT_MS = 30_000
 
 class ChatWindow(QMainWindow):
     """Signals (commands to the worker thread, delivered queued):
-    load_requested(str, str, bool): load the model at this path, under this name ("" for the file's
-        own); True: the user said to load it even though it may not fit in memory.
-    reply_requested(int, GenerationParams): write the next reply in this conversation.
+    load_requested(int, str, str, bool): request id; load the model at this path, under this name
+        ("" for the file's own); True: the user said to load it even though it may not fit in memory.
+    reply_requested(int, int, GenerationParams): request id; write the next reply in this conversation.
+    The worker's answers carry the request id; an answer to an older request than the latest is ignored.
     shutdown_requested(): free the model and end the worker thread.
     """
 
-    load_requested = Signal(str, str, bool)
-    reply_requested = Signal(int, object)
+    load_requested = Signal(int, str, str, bool)
+    reply_requested = Signal(int, int, object)
     shutdown_requested = Signal()
     #: Events for whoever keeps the app's windows: another window is wanted; this one has closed.
     new_window_requested = Signal()
@@ -73,7 +76,7 @@ class ChatWindow(QMainWindow):
 
     def __init__(
         self,
-        context: AppContext,
+        services: AppServices,
         model_path: Path | None,
         model_name: str | None = None,
         *,
@@ -81,7 +84,8 @@ class ChatWindow(QMainWindow):
     ) -> None:
         """`new_chat`: start on a new chat rather than the most recent one (a second window)."""
         super().__init__()
-        self._context = context
+        self._services = services
+        context = self._context = services.context
         self._store = ChatStore(context.home.chats_db)
         self._model_path = model_path
         self._model_name = model_name
@@ -93,8 +97,10 @@ class ChatWindow(QMainWindow):
         self._streaming_text: list[str] = []
         self._stick_to_bottom = True
         self._closed = False
+        self._requests = itertools.count(1)
+        self._load_request = 0  # the latest load asked for; answers to older ones are ignored
+        self._reply_request = 0
         self._loaded_path: Path | None = None  # counted in the library's usage while loaded
-        self._model_manager: ModelManagerWindow | None = None
 
         self.setWindowTitle("Llama Desk")
         self.resize(1180, 720)
@@ -105,6 +111,8 @@ class ChatWindow(QMainWindow):
         self._start_worker()
         self._open_initial_conversation(new_chat)
         self._fill_model_picker()
+        services.library_changed.connect(self._fill_model_picker)
+        services.chat_requested.connect(self._on_chat_requested)
         self._load_model()
 
     # -- construction ----------------------------------------------------------------------------
@@ -304,19 +312,12 @@ class ChatWindow(QMainWindow):
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
     def _start_worker(self) -> None:
-        settings = self._context.settings
-        self._thread = QThread(self)
-        self._thread.setObjectName("chat-worker")
         self._worker = ChatWorker(
             self._context.home.chats_db,
             self._context.home.chat_cache_dir,
-            settings.context_length,
-            settings.threads,
+            self._context.settings,
             self._context.library.usage,
-            n_gpu_layers=settings.gpu_layers,
         )
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
         self.load_requested.connect(self._worker.load_model)
         self.reply_requested.connect(self._worker.generate_reply)
         self.shutdown_requested.connect(self._worker.shutdown)
@@ -328,7 +329,7 @@ class ChatWindow(QMainWindow):
         self._worker.text_received.connect(self._on_text_received)
         self._worker.reply_finished.connect(self._on_reply_finished)
         self._worker.reply_failed.connect(self._on_reply_failed)
-        self._thread.start()
+        self._worker_thread = WorkerThread(self, self._worker, "chat-worker")
 
     def _open_initial_conversation(self, new_chat: bool) -> None:
         if new_chat or self._conversations.rowCount() == 0:
@@ -349,7 +350,8 @@ class ChatWindow(QMainWindow):
         # Counted as in use from the request on, so the file cannot be deleted while it loads.
         self._loaded_path = self._model_path.resolve()
         self._context.library.usage.acquire(self._loaded_path)
-        self.load_requested.emit(str(self._model_path), self._model_name or "", False)
+        self._load_request = next(self._requests)
+        self.load_requested.emit(self._load_request, str(self._model_path), self._model_name or "", False)
         self._update_controls()
 
     @Slot()
@@ -360,7 +362,8 @@ class ChatWindow(QMainWindow):
         self._hide_error()
         self._model_label.setText("Loading…")
         self.statusBar().showMessage("Loading model…")
-        self.load_requested.emit(str(self._model_path), self._model_name or "", True)
+        self._load_request = next(self._requests)
+        self.load_requested.emit(self._load_request, str(self._model_path), self._model_name or "", True)
 
     # -- public actions --------------------------------------------------------------------------
 
@@ -407,7 +410,7 @@ class ChatWindow(QMainWindow):
 
     @property
     def worker_thread(self) -> QThread:
-        return self._thread
+        return self._worker_thread.thread
 
     @property
     def generation_params(self) -> GenerationParams:
@@ -452,7 +455,8 @@ class ChatWindow(QMainWindow):
         conversation = self._store.conversation(conversation_id)
         params = conversation.sampling if conversation and conversation.sampling else self._params
         self._worker.expect_request()
-        self.reply_requested.emit(conversation_id, params)
+        self._reply_request = next(self._requests)
+        self.reply_requested.emit(self._reply_request, conversation_id, params)
 
     # -- acting on one message -------------------------------------------------------------------
 
@@ -743,28 +747,35 @@ class ChatWindow(QMainWindow):
 
     @Slot()
     def show_model_manager(self) -> ModelManagerWindow:
-        if self._model_manager is None:
-            self._model_manager = ModelManagerWindow(self._context)
-            self._model_manager.chat_requested.connect(self._on_chat_requested)
-            self._model_manager.library_changed.connect(self._fill_model_picker)
-        self._model_manager.show()
-        self._model_manager.raise_()
-        return self._model_manager
+        """The app's one Model manager (every chat window opens the same one)."""
+        manager = self._services.model_manager(opener=self)
+        manager.show()
+        manager.raise_()
+        return manager
 
     @Slot(object)
     def _on_chat_requested(self, model: LibraryModel) -> None:
+        """The manager's Chat button: the window that opened the manager last takes the model."""
+        if self._services.manager_opener is not self or self._closed:
+            return
         if self.switch_model(model):
             self.raise_()
             self.activateWindow()
 
     # -- worker results --------------------------------------------------------------------------
 
-    @Slot(object)
-    def _on_model_loaded(self, info: ModelInfo) -> None:
-        if self._closed:
-            return  # queued before the window shut down
-        if self._loaded_path is None or info.path.resolve() != self._loaded_path:
-            return  # a load the user has since replaced by another
+    def _answers_load(self, request_id: int) -> bool:
+        """Whether a worker answer is about the latest load (not one the user has since replaced),
+        and the window is still open (answers queued before it shut down are dropped)."""
+        return not self._closed and request_id == self._load_request
+
+    def _answers_reply(self, request_id: int) -> bool:
+        return not self._closed and request_id == self._reply_request
+
+    @Slot(int, object)
+    def _on_model_loaded(self, request_id: int, info: ModelInfo) -> None:
+        if not self._answers_load(request_id):
+            return
         self._model_info = info
         self._model_label.setText(f"{info.backend} · {info.n_ctx:,} tokens")
         self._model_label.setToolTip(f"{info.path}\n{info.n_threads} threads\n{info.offload}")
@@ -784,28 +795,28 @@ class ChatWindow(QMainWindow):
         self._update_controls()
         self._input.setFocus()
 
-    @Slot(str)
-    def _on_model_load_needs_confirmation(self, message: str) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, str)
+    def _on_model_load_needs_confirmation(self, request_id: int, message: str) -> None:
+        if not self._answers_load(request_id):
+            return
         self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
         self.show_error(message, action=("Load anyway", self.load_anyway))
 
-    @Slot(str)
-    def _on_model_load_failed(self, message: str) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, str)
+    def _on_model_load_failed(self, request_id: int, message: str) -> None:
+        if not self._answers_load(request_id):
+            return
         self._release_model()
         self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
         self.show_error(message)
         self._update_controls()
 
-    @Slot(int, int)
-    def _on_reply_started(self, conversation_id: int, message_id: int) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, int, int)
+    def _on_reply_started(self, request_id: int, conversation_id: int, message_id: int) -> None:
+        if not self._answers_reply(request_id):
+            return
         self._streaming_message = message_id
         if conversation_id == self._conversation_id:
             model_name = self._model_info.name if self._model_info else None
@@ -822,10 +833,10 @@ class ChatWindow(QMainWindow):
             self._messages.append(placeholder)
         self.statusBar().showMessage("Generating…")
 
-    @Slot(int, int)
-    def _on_prompt_progress(self, done: int, total: int) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, int, int)
+    def _on_prompt_progress(self, request_id: int, done: int, total: int) -> None:
+        if not self._answers_reply(request_id):
+            return
         if done < total:  # only long prompts take more than one step
             self.statusBar().showMessage(
                 f"Reading the conversation… {100 * done // total}% ({done:,} of {total:,} tokens) — Esc stops"
@@ -833,18 +844,18 @@ class ChatWindow(QMainWindow):
         else:
             self.statusBar().showMessage("Generating…")
 
-    @Slot(str)
-    def _on_text_received(self, text: str) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, str)
+    def _on_text_received(self, request_id: int, text: str) -> None:
+        if not self._answers_reply(request_id):
+            return
         self._streaming_text.append(text)
         if self._streaming_message is not None and self._streaming_conversation == self._conversation_id:
             self._messages.append_text(self._streaming_message, text)
 
-    @Slot(object)
-    def _on_reply_finished(self, outcome: ReplyOutcome) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, object)
+    def _on_reply_finished(self, request_id: int, outcome: ReplyOutcome) -> None:
+        if not self._answers_reply(request_id):
+            return
         self._messages.finish(outcome.message_id, outcome.text, outcome.status, outcome.stats)
         if outcome.conversation_id == self._conversation_id:
             self._messages.set_context_start(outcome.context_start_id)
@@ -858,10 +869,10 @@ class ChatWindow(QMainWindow):
         self.statusBar().showMessage("Stopped" if outcome.status is MessageStatus.STOPPED else "Done", 3000)
         self._end_streaming()
 
-    @Slot(str)
-    def _on_reply_failed(self, message: str) -> None:
-        if self._closed:
-            return  # queued before the window shut down
+    @Slot(int, str)
+    def _on_reply_failed(self, request_id: int, message: str) -> None:
+        if not self._answers_reply(request_id):
+            return
         self.show_error(message)
         conversation_id = self._streaming_conversation
         self._end_streaming()
@@ -1079,13 +1090,11 @@ class ChatWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        if self._model_manager is not None:
-            self._model_manager.shutdown()
-            self._model_manager.close()
+        if self._services.manager_opener is self:
+            self._services.manager_opener = None
         self._worker.request_stop()
         self.shutdown_requested.emit()
-        if not self._thread.wait(_WORKER_SHUTDOWN_TIMEOUT_MS):
-            log.error("chat worker did not stop within %d ms", _WORKER_SHUTDOWN_TIMEOUT_MS)
+        self._worker_thread.wait(_WORKER_SHUTDOWN_TIMEOUT_MS)  # a token or a batch of the prompt at most
         self._release_model()
         self._store.close()
         self.closed.emit()

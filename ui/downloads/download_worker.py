@@ -13,6 +13,7 @@ from app.downloads.hub import HubClient
 from app.downloads.jobs import DownloadJobs, JobState
 from app.downloads.secrets import TokenStore
 from app.library.store import ModelLibrary
+from ui.common.workers import failure_message
 
 log = logging.getLogger("ui.downloads")
 
@@ -81,15 +82,19 @@ class DownloadWorker(QObject):
         except DownloadPaused as paused:
             self._jobs.set_state(job_id, JobState.PAUSED)
             self.job_state_changed.emit(job_id, str(JobState.PAUSED), str(paused))
-        except LlamaDeskError as exc:
+        except Exception as exc:  # every failure ends the job, so it never stays "running"
+            if not isinstance(exc, LlamaDeskError):
+                log.exception("bug while downloading %s", job.remote.filename)
             cancelled = control.request.value == "cancel"
             state = JobState.CANCELLED if cancelled else JobState.FAILED
-            self._jobs.set_state(job_id, state, error=None if cancelled else str(exc))
-            self.job_state_changed.emit(job_id, str(state), "Cancelled." if cancelled else str(exc))
+            message = "Cancelled." if cancelled else failure_message(exc, "downloading")
+            self._jobs.set_state(job_id, state, error=None if cancelled else message)
+            self.job_state_changed.emit(job_id, str(state), message)
         else:
             self._jobs.set_state(job_id, JobState.DONE, model_id=model.id)
-            self.job_state_changed.emit(job_id, str(JobState.DONE), f"Verified and added: {model.name}")
+            # The library first, then the job's state: whoever sees DONE finds the model listed.
             self.download_finished.emit(job_id, model)
+            self.job_state_changed.emit(job_id, str(JobState.DONE), f"Verified and added: {model.name}")
 
     def _downloader(self, hub: HubClient) -> Downloader:
         return Downloader(self._library, hub, self._library.models_dir)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.core.errors import LlamaDeskError
 from app.downloads.hub import HubClient, RemoteFile
 from app.downloads.remote_model import inspect_remote
 from app.downloads.secrets import TokenStore
+from ui.common.workers import reports_failure
 
 
 class HubWorker(QObject):
@@ -30,29 +30,21 @@ class HubWorker(QObject):
         return HubClient(self._tokens.get())  # the token is read when needed, never kept in a widget
 
     @Slot(str)
+    @reports_failure("hub_failed", "asking Hugging Face for the files")
     def list_repo(self, repo_id: str) -> None:
-        try:
-            self.listing_ready.emit(self._client().list_gguf_files(repo_id))
-        except LlamaDeskError as exc:
-            self.hub_failed.emit(str(exc))
+        self.listing_ready.emit(self._client().list_gguf_files(repo_id))
 
     @Slot(str)
+    @reports_failure("hub_failed", "searching Hugging Face")
     def search(self, query: str) -> None:
-        try:
-            self.search_ready.emit(query, self._client().search_gguf(query))
-        except LlamaDeskError as exc:
-            self.hub_failed.emit(str(exc))
+        self.search_ready.emit(query, self._client().search_gguf(query))
 
     @Slot(object)
+    @reports_failure("hub_failed", "reading the model's header")
     def inspect(self, remote: RemoteFile) -> None:
-        try:
-            self.remote_report_ready.emit(remote, inspect_remote(self._client(), remote))
-        except LlamaDeskError as exc:
-            self.hub_failed.emit(str(exc))
+        self.remote_report_ready.emit(remote, inspect_remote(self._client(), remote))
 
     @Slot(str)
+    @reports_failure("hub_failed", "checking access")
     def check_access(self, repo_id: str) -> None:
-        try:
-            self.access_checked.emit(repo_id, self._client().check_access(repo_id))
-        except LlamaDeskError as exc:
-            self.hub_failed.emit(str(exc))
+        self.access_checked.emit(repo_id, self._client().check_access(repo_id))

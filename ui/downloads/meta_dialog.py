@@ -39,6 +39,7 @@ from app.downloads.meta.download import PART_SUFFIX, MetaDownloadResult, MetaFil
 from app.downloads.meta.link import META_HOSTS, MetaLink, parse_meta_link
 from app.downloads.meta.models import CATALOG, MetaModel, plan_files
 from ui.common.theme import chat_colors
+from ui.common.workers import WorkerThread
 from ui.downloads.license_dialog import LicenseDialog
 from ui.downloads.meta_worker import MetaDownloadWorker
 
@@ -78,17 +79,13 @@ class MetaDownloadDialog(QDialog):
         self._running = False
         self._sizes: dict[str, int] = {}  # local path → bytes, as the server said at the last start
         self._build()
-        self._thread = QThread(self)
-        self._thread.setObjectName("meta-download-worker")
         self.worker = MetaDownloadWorker(dest_root, policy)
-        self.worker.moveToThread(self._thread)
-        self._thread.finished.connect(self.worker.deleteLater)
         self.download_requested.connect(self.worker.download)
         self.worker.files_listed.connect(self._on_files_listed)
         self.worker.progress.connect(self._on_progress)
         self.worker.download_finished.connect(self._on_finished)
         self.worker.download_stopped.connect(self._on_stopped)
-        self._thread.start()
+        self._worker_thread = WorkerThread(self, self.worker, "meta-download-worker")
         self._expiry_timer = QTimer(self)
         self._expiry_timer.setInterval(_EXPIRY_REFRESH_MS)
         self._expiry_timer.timeout.connect(self._check_link)
@@ -370,16 +367,14 @@ class MetaDownloadDialog(QDialog):
 
     @property
     def worker_thread(self) -> QThread:
-        return self._thread
+        return self._worker_thread.thread
 
     def shutdown(self) -> None:
         """Pause a running download (its partial stays for a resume) and end the worker's thread."""
         self._expiry_timer.stop()
         if self._running:
             self.worker.pause()
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait()
+        self._worker_thread.stop()  # a paused download ends at its next chunk
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()

@@ -13,6 +13,7 @@ from app.downloads.downloader import DownloadControl, DownloadPaused, RetryPolic
 from app.downloads.meta.download import MetaDownloader, MetaProgress
 from app.downloads.meta.link import MetaLink
 from app.downloads.meta.models import MetaModel
+from ui.common.workers import failure_message
 
 log = logging.getLogger("ui.meta_download")
 
@@ -67,10 +68,13 @@ class MetaDownloadWorker(QObject):
             self.download_stopped.emit(
                 "cancelled", "Cancelled; verified files are kept, partial ones removed."
             )
-        except LlamaDeskError as exc:
+        except Exception as exc:
             self._flush_progress()
-            log.info("Meta download of %s stopped: %s", model.name, exc)
-            self.download_stopped.emit("failed", str(exc))
+            if isinstance(exc, LlamaDeskError):
+                log.info("Meta download of %s stopped: %s", model.name, exc)
+            else:
+                log.exception("bug in the Meta download of %s", model.name)
+            self.download_stopped.emit("failed", failure_message(exc, "downloading from Meta"))
         else:
             self.download_finished.emit(result)
 

@@ -15,6 +15,7 @@ from app.convert.pipeline import ConversionProgress, Stage
 from app.core.errors import LlamaDeskError
 from app.gguf.report import inspect_model
 from app.library.store import LibraryModel, ModelLibrary
+from ui.common.workers import failure_message
 
 log = logging.getLogger("ui.library")
 
@@ -54,8 +55,10 @@ class LibraryWorker(QObject):
         for model_id, path in models:
             try:
                 self.report_ready.emit(model_id, inspect_model(path))
-            except LlamaDeskError as exc:
-                self.report_failed.emit(model_id, str(exc))
+            except Exception as exc:  # one unreadable model must not hide the others' reports
+                if not isinstance(exc, LlamaDeskError):
+                    log.exception("bug while reading the header of %s", path)
+                self.report_failed.emit(model_id, failure_message(exc, f"reading {path.name}"))
 
     @Slot(str, bool)
     def import_model(self, path: str, copy: bool) -> None:
@@ -83,12 +86,12 @@ class LibraryWorker(QObject):
         self._cancel.clear()
         try:
             model = work()
-        except LlamaDeskError as exc:
-            log.info("%s of %s failed: %s", verb, source, exc)
-            self.import_failed.emit(str(exc))
-            return
-        except OSError as exc:
-            self.import_failed.emit(f"Could not {verb} {source}: {exc.strerror or exc}")
+        except Exception as exc:
+            if isinstance(exc, LlamaDeskError | OSError):
+                log.info("%s of %s failed: %s", verb, source, exc)
+            else:
+                log.exception("bug in the %s of %s", verb, source)
+            self.import_failed.emit(failure_message(exc, f"{verb}ing {source}"))
             return
         self.import_finished.emit(model)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QObject, QSortFilterProxyModel, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -40,6 +40,7 @@ from app.engine.hardware import Hardware, probe_hardware
 from app.gguf.report import ModelReport
 from app.library.store import LibraryModel
 from ui.common.theme import chat_colors
+from ui.common.workers import WorkerThread
 from ui.downloads.catalog_panel import CatalogPanel
 from ui.downloads.download_worker import DownloadWorker
 from ui.downloads.downloads_panel import DownloadsPanel
@@ -170,11 +171,7 @@ class ModelManagerWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self._settings_dialog: SettingsDialog | None = None
 
-        self._thread = QThread(self)
-        self._thread.setObjectName("library-worker")
         self._worker = LibraryWorker(context.library)
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
         self.import_requested.connect(self._worker.import_model)
         self.convert_requested.connect(self._worker.convert_folder)
         self._worker.conversion_progress.connect(self._on_conversion_progress)
@@ -184,7 +181,7 @@ class ModelManagerWindow(QMainWindow):
         self._worker.import_progress.connect(self._on_import_progress)
         self._worker.import_finished.connect(self._on_import_finished)
         self._worker.import_failed.connect(self._on_import_failed)
-        self._thread.start()
+        self._threads: list[WorkerThread[QObject]] = [WorkerThread(self, self._worker, "library-worker")]
         self._start_network_workers()
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.reload()
@@ -193,11 +190,7 @@ class ModelManagerWindow(QMainWindow):
 
     def _start_network_workers(self) -> None:
         context = self._context
-        self._hub_thread = QThread(self)
-        self._hub_thread.setObjectName("hub-worker")
         self._hub_worker = HubWorker(context.tokens)
-        self._hub_worker.moveToThread(self._hub_thread)
-        self._hub_thread.finished.connect(self._hub_worker.deleteLater)
         panel = self.catalog_panel
         panel.listing_requested.connect(self._hub_worker.list_repo)
         panel.search_requested.connect(self._hub_worker.search)
@@ -209,13 +202,9 @@ class ModelManagerWindow(QMainWindow):
         self._hub_worker.remote_report_ready.connect(self._on_remote_report)
         self._hub_worker.access_checked.connect(self._on_access_checked)
         self._hub_worker.hub_failed.connect(self._on_hub_failed)
-        self._hub_thread.start()
+        self._threads.append(WorkerThread(self, self._hub_worker, "hub-worker"))
 
-        self._download_thread = QThread(self)
-        self._download_thread.setObjectName("download-worker")
         self.download_worker = DownloadWorker(context.library, context.jobs, context.tokens)
-        self.download_worker.moveToThread(self._download_thread)
-        self._download_thread.finished.connect(self.download_worker.deleteLater)
         self.run_job_requested.connect(self.download_worker.run_job)
         self.download_worker.job_progress.connect(self.downloads_panel.show_progress)
         self.download_worker.job_state_changed.connect(self._on_job_state_changed)
@@ -224,7 +213,7 @@ class ModelManagerWindow(QMainWindow):
         self.downloads_panel.pause_requested.connect(self._pause_job)
         self.downloads_panel.resume_requested.connect(self.run_job_requested)
         self.downloads_panel.cancel_requested.connect(self._cancel_job)
-        self._download_thread.start()
+        self._threads.append(WorkerThread(self, self.download_worker, "download-worker"))
 
     # -- downloading -----------------------------------------------------------------------------
 
@@ -578,10 +567,8 @@ class ModelManagerWindow(QMainWindow):
         self._cancel_import()
         if self._meta_dialog is not None:
             self._meta_dialog.shutdown()
-        for thread in (self._thread, self._hub_thread, self._download_thread):
-            if thread.isRunning():
-                thread.quit()
-                thread.wait()
+        for worker_thread in self._threads:
+            worker_thread.stop()  # bounded: a header read or a download chunk at most
 
 
 def _describe_machine(hardware: Hardware) -> str:

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 
-from app.chat import reply as reply_module
 from app.chat.reply import write_reply
 from app.chat.store import DEFAULT_TITLE, ChatStore, MessageStatus
 from app.core.data_home import DataHome
@@ -134,9 +133,8 @@ def test_stopped_reply_is_kept_and_marked_incomplete(store: ChatStore, starter_s
 
 
 def test_growing_reply_is_flushed_while_streaming(
-    data_home: DataHome, store: ChatStore, starter_session: ModelSession, monkeypatch: pytest.MonkeyPatch
+    data_home: DataHome, store: ChatStore, starter_session: ModelSession
 ) -> None:
-    monkeypatch.setattr(reply_module, "FLUSH_INTERVAL_S", 0.0)
     conversation = store.create_conversation()
     store.add_message(conversation.id, "user", "Write a long story about a lighthouse keeper.")
     observer = ChatStore(data_home.chats_db)  # another connection, like a second process would have
@@ -157,6 +155,7 @@ def test_growing_reply_is_flushed_while_streaming(
         on_started=lambda _id: None,
         on_text=on_text,
         cancel=threading.Event(),
+        flush_interval_s=0.0,
     )
     [(status, content)] = seen_in_db
     assert status is MessageStatus.STREAMING

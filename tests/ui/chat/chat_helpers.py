@@ -8,18 +8,18 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QListView
 from pytestqt.qtbot import QtBot
 
-from app.context import AppContext
 from ui.chat.message_delegate import MessageDelegate
 from ui.chat.message_model import MessageListModel
 from ui.chat.window import ChatWindow
 from ui.gui import open_chat_window
+from ui.services import AppServices
 
 LOAD_TIMEOUT_MS = 60_000
 REPLY_TIMEOUT_MS = 120_000
 
 
-def make_window(qtbot: QtBot, context: AppContext, model_path: Path | None = None) -> ChatWindow:
-    window = open_chat_window(context, model_path)
+def make_window(qtbot: QtBot, services: AppServices, model_path: Path | None = None) -> ChatWindow:
+    window = open_chat_window(services, model_path)
     qtbot.addWidget(window)
     window.show()
     return window

@@ -12,11 +12,11 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.chat.store import ChatStore, MessageStatus
-from app.context import AppContext
 from app.core.data_home import DataHome
 from app.engine.generation import GenerationParams
 from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, make_window, send, wait_for_reply
 from ui.chat.window import ChatWindow
+from ui.services import AppServices
 
 LONG_TASK = "Write a long story about a lighthouse keeper."
 
@@ -114,7 +114,7 @@ def test_event_loop_keeps_ticking_while_a_reply_streams(qtbot: QtBot, window: Ch
 
 
 def test_conversations_survive_closing_the_window(
-    qtbot: QtBot, context: AppContext, window: ChatWindow
+    qtbot: QtBot, services: AppServices, window: ChatWindow
 ) -> None:
     window.generation_params = GenerationParams(temperature=0.0, max_tokens=24)
     send(qtbot, window, "Remember the word banana.")
@@ -124,7 +124,7 @@ def test_conversations_survive_closing_the_window(
     window.close()
     assert window.worker_thread.isFinished()
 
-    reopened = make_window(qtbot, context)
+    reopened = make_window(qtbot, services)
     try:
         assert reopened.current_conversation_id == conversation_id
         titles = [
@@ -190,12 +190,12 @@ def test_switching_chats_mid_reply_keeps_the_reply_in_its_own_chat(qtbot: QtBot,
 
 @pytest.mark.parametrize(("content", "expected"), [(None, "not found"), (b"not a model", "not a GGUF")])
 def test_bad_model_file_shows_an_error_not_a_crash(
-    qtbot: QtBot, context: AppContext, tmp_path: Path, content: bytes | None, expected: str
+    qtbot: QtBot, services: AppServices, tmp_path: Path, content: bytes | None, expected: str
 ) -> None:
     path = tmp_path / "broken.gguf"
     if content is not None:
         path.write_bytes(content)
-    window = make_window(qtbot, context, path)
+    window = make_window(qtbot, services, path)
     try:
         qtbot.waitUntil(lambda: expected in window.error_text(), timeout=LOAD_TIMEOUT_MS)
         assert window.model_info is None

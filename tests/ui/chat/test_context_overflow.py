@@ -15,6 +15,7 @@ from app.engine.generation import GenerationParams
 from ui.chat.message_delegate import marker_text
 from ui.chat.message_model import DROPPED_BEFORE_ROLE
 from ui.gui import open_chat_window
+from ui.services import AppServices
 
 TIMEOUT_MS = 60_000
 
@@ -38,7 +39,7 @@ def small_context(data_home: DataHome) -> Iterator[AppContext]:
 def test_overflow_shows_a_marker_keeps_the_system_prompt_and_goes_on(
     qtbot: QtBot, small_context: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    window = open_chat_window(small_context, None)
+    window = open_chat_window(AppServices(small_context), None)
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.model_info is not None, timeout=TIMEOUT_MS)
@@ -76,7 +77,7 @@ def test_overflow_shows_a_marker_keeps_the_system_prompt_and_goes_on(
 
 
 def test_each_chat_keeps_its_own_sampling_settings(qtbot: QtBot, small_context: AppContext) -> None:
-    window = open_chat_window(small_context, None)
+    window = open_chat_window(AppServices(small_context), None)
     qtbot.addWidget(window)
     try:
         qtbot.waitUntil(lambda: window.model_info is not None, timeout=TIMEOUT_MS)

@@ -10,20 +10,20 @@ import pytest
 from PySide6.QtGui import QKeySequence
 from pytestqt.qtbot import QtBot
 
-from app.context import AppContext
 from app.engine.generation import GenerationParams
 from app.engine.usage import LoadedModel, memory_warning
 from tests.support.gguf_files import LLAMA_SHAPES, write_header_only_llama
 from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send
 from ui.chat.window import ChatWindow
 from ui.gui import ChatWindows
+from ui.services import AppServices
 
 GIB = 1 << 30
 
 
 @pytest.fixture
-def windows(context: AppContext) -> Iterator[ChatWindows]:
-    manager = ChatWindows(context)
+def windows(services: AppServices) -> Iterator[ChatWindows]:
+    manager = ChatWindows(services)
     yield manager
     manager.shutdown_all()
 

@@ -15,6 +15,7 @@ from app.context import AppContext
 from app.core.data_home import DataHome
 from ui.chat.window import ChatWindow
 from ui.gui import open_chat_window
+from ui.services import AppServices
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def window(qtbot: QtBot, data_home: DataHome) -> Iterator[ChatWindow]:
         store.add_message(other.id, "user", f"Unrelated question {i}")
     store.close()
     context = AppContext.open(data_home)
-    win = open_chat_window(context, None)
+    win = open_chat_window(AppServices(context), None)
     qtbot.addWidget(win)
     win.show()
     yield win

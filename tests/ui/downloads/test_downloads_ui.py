@@ -15,6 +15,7 @@ from tests.support.fake_hub import FakeFile, FakeHub, FakeRepo
 from tests.support.gguf_files import write_small_gguf
 from ui.downloads.license_dialog import LicenseDialog
 from ui.models.manager import ModelManagerWindow
+from ui.services import AppServices
 
 TIMEOUT_MS = 30_000
 REPO = "bartowski/Llama-3.2-1B-Instruct-GGUF"  # in the catalog, under the Llama 3.2 license
@@ -34,9 +35,8 @@ def context(context: AppContext) -> AppContext:
     return context
 
 
-def open_manager(qtbot: QtBot, context: AppContext) -> ModelManagerWindow:
-    window = ModelManagerWindow(context)
-    qtbot.addWidget(window)
+def open_manager(qtbot: QtBot, services: AppServices) -> ModelManagerWindow:
+    window = services.model_manager()
     window.show()
     return window
 
@@ -166,15 +166,17 @@ def test_an_interrupted_download_is_offered_again_after_restart(
 ) -> None:
     fake_hub.add_repo(FakeRepo(REPO, {FILE: FakeFile(model_bytes)}, license="apache-2.0"))
     fake_hub.faults.chunk_delay_s = 0.02
-    first = open_manager(qtbot, context)
+    first_run = AppServices(context)
+    first = open_manager(qtbot, first_run)
     pick_catalog_file(qtbot, first)
     job_id = first.request_download(first.catalog_panel.selected_file(), "", "tiny")  # type: ignore[arg-type]
     assert job_id is not None
     qtbot.waitUntil(lambda: first.downloads_panel.row(job_id).progress.value() > 0, timeout=TIMEOUT_MS)
-    first.shutdown()  # quitting pauses the running download
+    first_run.shutdown()  # quitting pauses the running download
 
     fake_hub.faults.chunk_delay_s = 0.0
-    second = open_manager(qtbot, context)
+    second_run = AppServices(context)  # the next start of the app
+    second = open_manager(qtbot, second_run)
     try:
         row = second.downloads_panel.row(job_id)
         assert row.state is JobState.PAUSED and row.pause_resume.text() == "Resume"
@@ -183,7 +185,7 @@ def test_an_interrupted_download_is_offered_again_after_restart(
         [model] = [m for m in context.library.models() if m.source == "huggingface"]
         assert model.path.read_bytes() == model_bytes
     finally:
-        second.shutdown()
+        second_run.shutdown()
 
 
 def test_token_is_saved_to_the_keyring_and_access_checked(

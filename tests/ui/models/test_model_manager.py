@@ -19,6 +19,7 @@ from ui.chat.window import ChatWindow
 from ui.gui import open_chat_window
 from ui.models.library_table_model import COLUMNS
 from ui.models.manager import ModelManagerWindow
+from ui.services import AppServices
 
 TIMEOUT_MS = 60_000
 
@@ -126,8 +127,8 @@ def test_details_show_the_breakdown_tensors_and_memory(
     dialog.close()
 
 
-def _chat_on(qtbot: QtBot, context: AppContext, model: LibraryModel) -> ChatWindow:
-    chat = open_chat_window(context, None)
+def _chat_on(qtbot: QtBot, services: AppServices, model: LibraryModel) -> ChatWindow:
+    chat = open_chat_window(services, None)
     qtbot.addWidget(chat)
     qtbot.waitUntil(lambda: chat.model_info is not None, timeout=TIMEOUT_MS)
     assert chat.switch_model(model)
@@ -141,6 +142,7 @@ def test_delete_is_refused_while_a_chat_uses_the_model(
     qtbot: QtBot,
     manager: ModelManagerWindow,
     context: AppContext,
+    services: AppServices,
     starter_path: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -150,7 +152,7 @@ def test_delete_is_refused_while_a_chat_uses_the_model(
         shutil.copy(starter_path, tmp_path / "smol-copy.gguf"), copy=True, name="Smol copy"
     )
     manager.reload()
-    chat = _chat_on(qtbot, context, copy)
+    chat = _chat_on(qtbot, services, copy)
     try:
         manager.select_model(copy.id)
         assert not manager.delete_selected()
@@ -179,12 +181,12 @@ def test_the_starter_cannot_be_deleted(manager: ModelManagerWindow, monkeypatch:
 
 
 def test_chat_window_picks_its_model_from_the_library(
-    qtbot: QtBot, context: AppContext, starter_path: Path, tmp_path: Path
+    qtbot: QtBot, context: AppContext, services: AppServices, starter_path: Path, tmp_path: Path
 ) -> None:
     other = context.library.import_model(
         shutil.copy(starter_path, tmp_path / "other.gguf"), name="Other model"
     )
-    chat = open_chat_window(context, None)
+    chat = open_chat_window(services, None)
     qtbot.addWidget(chat)
     try:
         qtbot.waitUntil(lambda: chat.model_info is not None, timeout=TIMEOUT_MS)
