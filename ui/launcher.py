@@ -24,14 +24,33 @@ if TYPE_CHECKING:
     from app.core.data_home import DataHome
 
 _GUI_OPTIONS = ("--model", "--verbose", "--self-test", "--screenshot")
+_GUI_VALUE_OPTIONS = ("--model", "--screenshot")
 _WINDOW_TIMEOUT_S = 120.0
+
+
+def _is_cli_call(args: list[str]) -> bool:
+    """A CLI command anywhere (`llama-desk --verbose models list`), or an option only the CLI knows
+    (`--help`); the GUI otherwise (no arguments, `gui`, or only the GUI's own options)."""
+    if args[:1] == ["gui"]:
+        return False
+    commands = cli.command_names()
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            continue
+        if arg in _GUI_VALUE_OPTIONS:
+            skip_value = True
+        elif arg in commands or (arg.startswith("-") and arg.split("=")[0] not in _GUI_OPTIONS):
+            return True
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # In the frozen app, the quantizer's child process (app/convert/quantize.py) re-runs this binary.
     multiprocessing.freeze_support()
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] != "gui" and not (args[0].startswith("--") and args[0].split("=")[0] in _GUI_OPTIONS):
+    if _is_cli_call(args):
         return cli.main(args)
     parser = argparse.ArgumentParser(prog="llama-desk gui", description="Open the Llama Desk window.")
     parser.add_argument(

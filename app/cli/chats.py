@@ -9,7 +9,7 @@ from pathlib import Path
 from app.chat.export import import_json, to_json, to_markdown
 from app.chat.store import ChatStore
 from app.core.data_home import DataHome
-from app.core.errors import LlamaDeskError
+from app.core.errors import ConversationNotFoundError, UnreadableFileError
 
 
 def add_chats_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +53,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     store = _store()
     conversation = store.conversation(args.conversation_id)
     if conversation is None:
-        raise LlamaDeskError(f"No conversation #{args.conversation_id}. `llama-desk chats list` shows them.")
+        raise ConversationNotFoundError(args.conversation_id)
     render = to_json if args.format == "json" else to_markdown
     text = render(conversation, store.messages(conversation.id))
     if args.output:
@@ -68,7 +68,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     try:
         text = args.path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LlamaDeskError(f"Cannot read {args.path}: {exc.strerror or exc}.") from exc
+        raise UnreadableFileError(args.path, exc.strerror or str(exc)) from exc
     conversation = import_json(_store(), text)
     print(f"Imported “{conversation.title}” as #{conversation.id}.")
     return 0

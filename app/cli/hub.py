@@ -111,11 +111,11 @@ def accept_license(context: AppContext, license_id: str | None, accepted_already
         return
     if not accepted_already:
         if not sys.stdin.isatty():
-            raise LicenseNotAcceptedError(pending.title)
+            raise LicenseNotAcceptedError(pending.title, pending.id)
         print(pending.text())
         answer = input(f"\nDo you accept the {pending.title}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
-            raise LicenseNotAcceptedError(pending.title)
+            raise LicenseNotAcceptedError(pending.title, pending.id)
     book.accept(pending)
     print(f"Accepted the {pending.title} (version {pending.version}).", file=sys.stderr)
 

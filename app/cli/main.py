@@ -9,24 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from app.cli.chats import add_chats_commands
 from app.cli.hub import add_hub_commands
 from app.cli.meta import add_meta_commands
-from app.cli.models import add_models_commands
+from app.cli.models import STARTER, add_models_commands, resolve_model
 from app.core.data_home import DataHome
 from app.core.errors import LlamaDeskError
 from app.core.logs import configure_logging
-from app.core.starter import starter_model_path
 from app.engine.generation import ChatTurn, GenerationParams
 
 log = logging.getLogger("cli")
 
 EXIT_INTERRUPTED = 130
-STARTER = "starter"
+EXIT_OUTPUT_CLOSED = 141  # as a shell reports a process ended by SIGPIPE (`... | head`)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="stream one reply to stdout")
     chat.add_argument(
-        "model", metavar="MODEL", help=f"path to a .gguf file, or '{STARTER}' for the bundled model"
+        "model",
+        metavar="MODEL",
+        help=f"a library id or name, a path to a .gguf file, or '{STARTER}' for the bundled model",
     )
     chat.add_argument("--prompt", required=True, help="the user message")
     chat.add_argument("--system", help="system prompt")
@@ -80,10 +81,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`models inspect ... | head`): not an error of ours, and no traceback
+        # when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OUTPUT_CLOSED
 
 
-def resolve_model_argument(value: str) -> Path:
-    return starter_model_path() if value == STARTER else Path(value).expanduser()
+def command_names() -> set[str]:
+    """The CLI's commands (`chat`, `models`, ...): what tells the launcher a CLI call from the GUI's."""
+    parser = build_parser()
+    return {
+        name
+        for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+        for name in getattr(action, "choices", {}) or {}
+    }
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -91,7 +103,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
     turns = ([ChatTurn("system", args.system)] if args.system else []) + [ChatTurn("user", args.prompt)]
     params = GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
-    with ModelSession(resolve_model_argument(args.model), n_ctx=args.ctx, n_threads=args.threads) as session:
+    with ModelSession(resolve_model(args.model), n_ctx=args.ctx, n_threads=args.threads) as session:
         if session.info.template_is_fallback:
             print(
                 "llama-desk: note: the model has no chat template; "

@@ -12,12 +12,15 @@ from app.cli.progress import conversion_progress, end_line, show_progress
 from app.context import AppContext
 from app.convert.pipeline import DEFAULT_QUANT, OUTPUT_TYPES
 from app.core.data_home import DataHome
-from app.core.errors import LlamaDeskError, ModelNotInLibraryError
+from app.core.starter import starter_model_path
 from app.core.units import format_bytes, format_count
 from app.engine.fit import estimate_memory, judge_fit
 from app.engine.hardware import probe_hardware
 from app.gguf.report import BREAKDOWN_KEYS, ModelReport, inspect_model
 from app.library.store import LibraryModel
+
+#: The MODEL argument that names the bundled starter model.
+STARTER = "starter"
 
 EXIT_NEEDS_CONFIRMATION = 2
 
@@ -150,7 +153,7 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    report = inspect_model(_resolve_model(args.model))
+    report = inspect_model(resolve_model(args.model))
     estimate = estimate_memory(report, args.ctx)
     verdict = judge_fit(report, estimate, probe_hardware())
     if args.json:
@@ -202,17 +205,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_model(ref: str) -> Path:
-    """A path as given, or the path of a library model with that id or name."""
+def resolve_model(ref: str) -> Path:
+    """What a MODEL argument names: `starter`, a .gguf path, or a library model's id or name."""
+    if ref == STARTER:
+        return starter_model_path()
     path = Path(ref).expanduser()
-    if path.exists() or ref.endswith(".gguf"):
+    if path.exists() or ref.lower().endswith(".gguf"):
         return path
+    context = _open_context()
     try:
-        return _open_context().library.find(ref).path
-    except ModelNotInLibraryError:
-        if not ref.isdigit():
-            raise LlamaDeskError(f"{ref} is neither a file nor a model in the library.") from None
-        raise
+        return context.library.find(ref).path
+    finally:
+        context.close()
 
 
 def _model_json(m: LibraryModel) -> dict[str, Any]:

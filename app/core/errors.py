@@ -143,6 +143,8 @@ class OperationCancelledError(LlamaDeskError):
 class HubError(LlamaDeskError):
     """Something about reaching Hugging Face; each subclass says what the user can do."""
 
+    exit_code = 14
+
 
 class HubNoTokenError(HubError, PermissionError):
     exit_code = 10
@@ -268,11 +270,25 @@ class KeyringUnavailableError(LlamaDeskError, OSError):
 class LicenseNotAcceptedError(LlamaDeskError, PermissionError):
     exit_code = 16
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, license_id: str) -> None:
         super().__init__(
             f"This model is under the {title}, which has not been accepted. Accept it in the app, "
-            "or pass --accept-license after reading it (`llama-desk license show ID`)."
+            f"or pass --accept-license after reading it (`llama-desk license {license_id}` prints it)."
         )
+
+
+class ConversationNotFoundError(LlamaDeskError, LookupError):
+    exit_code = 3
+
+    def __init__(self, conversation_id: int) -> None:
+        super().__init__(f"No conversation #{conversation_id}. `llama-desk chats list` shows them.")
+
+
+class UnreadableFileError(LlamaDeskError, OSError):
+    exit_code = 3
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"Cannot read {path}: {detail}.")
 
 
 class ChatImportError(LlamaDeskError, ValueError):
@@ -283,6 +299,8 @@ class ChatImportError(LlamaDeskError, ValueError):
 
 class EngineBusyError(LlamaDeskError, RuntimeError):
     """A second generation was requested on a session that is still generating (a bug in the caller)."""
+
+    exit_code = 5
 
 
 class MetaLinkError(LlamaDeskError, ValueError):

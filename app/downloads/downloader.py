@@ -99,6 +99,8 @@ class DownloadControl:
 class DownloadPaused(LlamaDeskError):
     """The user paused; the partial file is kept and the download resumes from it."""
 
+    exit_code = 130
+
     def __init__(self, done: int, total: int) -> None:
         super().__init__(f"Paused at {done / 2**20:.0f} of {total / 2**20:.0f} MiB.")
         self.done = done
