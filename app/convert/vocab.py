@@ -27,9 +27,23 @@ from typing import Any
 import gguf
 
 from app.core.errors import TokenizerFileError
-from app.engine.templates import LLAMA2_TEMPLATE, LLAMA3_TEMPLATE
 
 log = logging.getLogger("convert")
+
+#: Chat templates written into converted instruct models that carry none of their own.
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>"
+    "{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+LLAMA2_TEMPLATE = (
+    "{% set system = messages[0]['content'] if messages and messages[0]['role'] == 'system' else '' %}"
+    "{% for m in messages if m['role'] != 'system' %}"
+    "{% if m['role'] == 'user' %}{{ bos_token }}[INST] "
+    "{% if loop.first and system %}<<SYS>>\n{{ system }}\n<</SYS>>\n\n{% endif %}"
+    "{{ m['content'] | trim }} [/INST]"
+    "{% else %} {{ m['content'] | trim }} {{ eos_token }}{% endif %}{% endfor %}"
+)
 
 NORMAL = int(gguf.TokenType.NORMAL)
 UNKNOWN = int(gguf.TokenType.UNKNOWN)

@@ -74,6 +74,7 @@ class ModelInfo:
     #: Where the layers run and, when on the CPU, why ("running on the CPU because ...").
     offload: str = ""
     cpu_reason: CpuReason | None = None
+    template_reason: str = ""  # why this fallback template, when the file has none
 
 
 def _load_model(path: Path, plan: OffloadPlan) -> tuple[ctypes.c_void_p, OffloadPlan]:
@@ -155,6 +156,7 @@ class ModelSession:
             n_layers=plan.n_layers,
             offload=plan.explanation,
             cpu_reason=plan.cpu_reason,
+            template_reason=self.template.reason,
         )
         log.info(
             "loaded %s in %.2f s (n_ctx=%d, threads=%d, template: %s; %s)",
@@ -166,7 +168,13 @@ class ModelSession:
             plan.explanation,
         )
         if self.template.is_fallback:
-            log.warning("%s has no chat template; using the %s template", path.name, self.template.name)
+            log.warning(
+                "%s has no chat template; using llama.cpp's %s template (%s): %s",
+                path.name,
+                self.template.source,
+                self.template.name,
+                self.template.reason,
+            )
 
     def _create_context(self, n_ctx: int) -> None:
         """A fresh context (empty cache) of `n_ctx` tokens, capped at the model's trained length."""

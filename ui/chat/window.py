@@ -782,7 +782,8 @@ class ChatWindow(QMainWindow):
         if info.template_is_fallback:
             self._template_label.setText(
                 "This model file has no chat template, so Llama Desk formats the chat as "
-                f"{info.template_name}. If replies look wrong, the model may expect another format."
+                f"{info.template_name}, because {info.template_reason}. If replies look wrong, the model "
+                "may expect another format."
             )
             self._template_label.show()
         else:
