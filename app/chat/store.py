@@ -24,7 +24,7 @@ log = logging.getLogger("chats")
 
 DEFAULT_TITLE = "New chat"
 _TITLE_LENGTH = 48
-_SCHEMA_VERSION = 5
+_SCHEMA_VERSION = 6
 # Columns added in schema 2: the chat's own system prompt, and where the model's view of the chat
 # began at its last reply (older messages no longer fit the context window). Schema 5: the message
 # the chat currently ends at (messages form a tree once a reply is regenerated or a message edited).
@@ -66,19 +66,25 @@ UPDATE conversations SET active_leaf_id = (
 """
 _TREE_INDEX = "CREATE INDEX IF NOT EXISTS messages_by_parent ON messages(conversation_id, parent_id, id)"
 # Schema 3: full-text search over every message, kept in step with `messages` by triggers.
+# Schema 6: a message is in the index only once it is no longer streaming, so the text flushed every
+# half second while a reply grows does not re-index it each time; it is indexed once, when it ends.
 _FTS = """
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
     content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+DROP TRIGGER IF EXISTS messages_fts_update;
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages
+WHEN new.status != 'streaming' BEGIN
     INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
 END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages
+WHEN old.status != 'streaming' BEGIN
     INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
 END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF content ON messages BEGIN
-    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
-    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+CREATE TRIGGER IF NOT EXISTS messages_fts_reindex AFTER UPDATE OF content, status ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content)
+        SELECT 'delete', old.id, old.content WHERE old.status != 'streaming';
+    INSERT INTO messages_fts(rowid, content) SELECT new.id, new.content WHERE new.status != 'streaming';
 END;
 """
 _SNIPPET_TOKENS = 12
@@ -148,12 +154,20 @@ class ChatStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            self._migrate()  # once per database, not at every connection (each worker opens one)
+
+    def _migrate(self) -> None:
         with self._conn:
             self._conn.executescript(_SCHEMA)
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             self._conn.executescript(_FTS)
-            if version < 3:  # index the messages written before search existed
+            if version < 6:  # index what was written before (search, or this rule), streaming rows aside
                 self._conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+                self._conn.execute(
+                    "INSERT INTO messages_fts(messages_fts, rowid, content)"
+                    " SELECT 'delete', id, content FROM messages WHERE status = 'streaming'"
+                )
             have = {row["name"] for row in self._conn.execute("PRAGMA table_info(conversations)")}
             for column, declaration in _CONVERSATION_COLUMNS:
                 if column not in have:
@@ -368,15 +382,7 @@ class ChatStore:
         continuing to the newest message below it.
         """
         message = self._require(message_id)
-        leaf = message_id
-        while True:
-            child = self._conn.execute(
-                "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND parent_id = ?",
-                (message.conversation_id, leaf),
-            ).fetchone()[0]
-            if child is None:
-                break
-            leaf = child
+        leaf = self._leaf_below(message.conversation_id, message_id)
         with self._conn:
             self._conn.execute(
                 "UPDATE conversations SET active_leaf_id = ? WHERE id = ?", (leaf, message.conversation_id)
@@ -384,13 +390,13 @@ class ChatStore:
 
     def delete_message(self, message_id: int) -> None:
         """Remove one message; what followed it now follows its predecessor. When it ended the active
-        branch, the chat ends at its newest alternative, or else at its predecessor.
+        branch, the chat ends at its newest alternative, or else at its predecessor. One transaction.
         """
         message = self._require(message_id)
         conversation = self.conversation(message.conversation_id)
         assert conversation is not None
-        parent = self._parent_of(message_id)
         with self._conn:
+            parent = self._parent_of(message_id)
             self._conn.execute(
                 "UPDATE messages SET parent_id = ? WHERE conversation_id = ? AND parent_id = ?",
                 (parent, message.conversation_id, message_id),
@@ -401,19 +407,28 @@ class ChatStore:
                     "UPDATE conversations SET context_start_id = NULL WHERE id = ?",
                     (message.conversation_id,),
                 )
-        if conversation.active_leaf_id == message_id:
-            alternative = self._conn.execute(
-                "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND parent_id IS ?",
-                (message.conversation_id, parent),
+            if conversation.active_leaf_id == message_id:
+                alternative = self._conn.execute(
+                    "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND parent_id IS ?",
+                    (message.conversation_id, parent),
+                ).fetchone()[0]
+                leaf = self._leaf_below(message.conversation_id, alternative) if alternative else parent
+                self._conn.execute(
+                    "UPDATE conversations SET active_leaf_id = ? WHERE id = ?",
+                    (leaf, message.conversation_id),
+                )
+
+    def _leaf_below(self, conversation_id: int, message_id: int) -> int:
+        """The newest end of the branch that goes on from `message_id`."""
+        leaf = message_id
+        while True:
+            child = self._conn.execute(
+                "SELECT MAX(id) FROM messages WHERE conversation_id = ? AND parent_id = ?",
+                (conversation_id, leaf),
             ).fetchone()[0]
-            if alternative is not None:
-                self.show_branch_of(alternative)
-            else:
-                with self._conn:
-                    self._conn.execute(
-                        "UPDATE conversations SET active_leaf_id = ? WHERE id = ?",
-                        (parent, message.conversation_id),
-                    )
+            if child is None:
+                return leaf
+            leaf = child
 
     def _require(self, message_id: int) -> ChatMessage:
         message = self.message(message_id)

@@ -190,3 +190,26 @@ def test_a_kill_mid_import_leaves_no_half_imported_chat(
         assert len(after.messages(imported.id)) == 60 and imported.title == "Long chat"
     finally:
         after.close()
+
+
+def test_a_streaming_reply_is_indexed_once_when_it_ends(store: ChatStore) -> None:
+    conversation = store.create_conversation()
+    store.add_message(conversation.id, "user", "Tell me about lighthouses")
+    reply = store.add_message(conversation.id, "assistant", "", MessageStatus.STREAMING)
+    store.update_message_text(reply.id, "Lighthouses guide ships past the")
+    assert store.search("ships") == [], "text still streaming is not indexed at every flush"
+    store.finish_message(reply.id, "Lighthouses guide ships past the rocks.", MessageStatus.COMPLETE, None)
+    assert [h.message_id for h in store.search("ships rocks")] == [reply.id]
+    store.delete_message(reply.id)
+    assert store.search("ships") == []
+
+
+def test_a_store_opened_again_does_not_migrate_again(
+    data_home: DataHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ChatStore(data_home.chats_db).close()
+    calls: list[int] = []
+    real = ChatStore._migrate
+    monkeypatch.setattr(ChatStore, "_migrate", lambda self: calls.append(1) or real(self))
+    ChatStore(data_home.chats_db).close()
+    assert calls == []
