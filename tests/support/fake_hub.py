@@ -17,8 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.support.loopback import LoopbackServer
 
 NO_TOKEN_MESSAGE = "Access to model {repo} is restricted. You must have access to it and be authenticated."
 NOT_APPROVED_MESSAGE = "Access to model {repo} is restricted and you are not in the authorized list."
@@ -99,33 +101,26 @@ class FakeHub:
         self.requests: list[Request] = []
         self.bytes_sent = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._foreign = ThreadingHTTPServer(("127.0.0.2", 0), _handler_for(self))
-        self._threads = []
-        for server, name in ((self._server, "fake-hub"), (self._foreign, "fake-cdn")):
-            server.daemon_threads = True
-            self._threads.append(threading.Thread(target=server.serve_forever, name=name, daemon=True))
+        self._server = LoopbackServer(_handler_for(self), "fake-hub")
+        self._foreign = LoopbackServer(_handler_for(self), "fake-cdn", host="127.0.0.2")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     @property
     def foreign_url(self) -> str:
         """Another origin (another host) served by this same fake: a CDN, or an attacker's host."""
-        host, port = self._foreign.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._foreign.url
 
     def start(self) -> FakeHub:
-        for thread in self._threads:
-            thread.start()
+        self._server.start()
+        self._foreign.start()
         return self
 
     def stop(self) -> None:
-        for server in (self._server, self._foreign):
-            server.shutdown()
-            server.server_close()
+        self._server.stop()
+        self._foreign.stop()
 
     def foreign_requests(self) -> list[Request]:
         return [r for r in self.requests if r.host != "127.0.0.1"]

@@ -23,12 +23,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from app.downloads.meta.models import LLAMA2_TOKENIZER_CHECKLIST, MetaModel, plan_files
+from tests.support.loopback import LoopbackServer
 
 T = TypeVar("T", int, float)
 TEST_KEY = b"llama-desk-fake-cloudfront-key"
@@ -90,24 +91,18 @@ class FakeMetaCdn:
         self._issued: set[str] = set()
         self._uses: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-meta-cdn", daemon=True
-        )
+        self._server = LoopbackServer(_handler_for(self), "fake-meta-cdn")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> FakeMetaCdn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def link(
         self, expires_in_s: float = 24 * 3600, *, signature: str | None = None, request_id: int = 1

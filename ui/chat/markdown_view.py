@@ -19,6 +19,7 @@ from PySide6.QtGui import (
     QBrush,
     QFont,
     QFontDatabase,
+    QFontInfo,
     QFontMetricsF,
     QPainter,
     QPainterPath,
@@ -48,6 +49,36 @@ _RESTYLED_MARKS = ("`", "[", ">", "http", "www.", "@")  # inline code, links, qu
 _MARKDOWN_FEATURES = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
 )
+
+
+_MONOSPACE_FAMILIES = (
+    "DejaVu Sans Mono",
+    "Noto Sans Mono",
+    "Liberation Mono",
+    "Menlo",
+    "Consolas",
+    "Courier New",
+)
+
+
+def is_monospace(font: QFont) -> bool:
+    """Whether every character really takes one width (Qt's fixedPitch() is a heuristic that calls
+    some monospace families, Noto Sans Mono among them, proportional)."""
+    metrics = QFontMetricsF(font)
+    return metrics.horizontalAdvance("iiii") == metrics.horizontalAdvance("WWWW")
+
+
+def code_font() -> QFont:
+    """The platform's fixed-width font, or the first monospace family installed if it is not one."""
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    if is_monospace(font):
+        return font
+    for family in _MONOSPACE_FAMILIES:
+        candidate = QFont(family, font.pointSize())
+        if QFontInfo(candidate).family() == family and is_monospace(candidate):
+            return candidate
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    return font
 
 
 def _with_hard_breaks(source: str) -> str:
@@ -99,7 +130,7 @@ class MarkdownRenderer:
 
     def __init__(self, font: QFont, caption_font: QFont, colors: ChatColors) -> None:
         self._font = QFont(font)
-        self._mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self._mono = code_font()
         self._mono.setPointSizeF(font.pointSizeF() * 0.95)
         self._caption_font = caption_font
         self._colors = colors

@@ -247,6 +247,7 @@ def test_fuzzed_real_model_headers_fail_cleanly(tmp_path: Path, starter_path: Pa
         original = bytearray(f.read(header.data_offset))
     rng = random.Random(7)
     target = tmp_path / "fuzz.gguf"
+    rejected = 0
     for _ in range(200):
         target.write_bytes(_mutate(original, rng, header.data_offset))
         os.truncate(target, header.file_size)  # the data region stays a sparse hole
@@ -254,6 +255,8 @@ def test_fuzzed_real_model_headers_fail_cleanly(tmp_path: Path, starter_path: Pa
             read_header(target)
         except (NotAGGUFError, DamagedGGUFError) as exc:
             assert "fuzz.gguf" in str(exc)
+            rejected += 1
+    assert rejected >= 50, f"only {rejected} of 200 mutations were caught: the fuzzer is not biting"
 
 
 def test_split_model_is_one_model(tmp_path: Path) -> None:

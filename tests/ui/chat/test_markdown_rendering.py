@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor, QFontInfo, QGuiApplication, QPalette, QTextDocument
+from PySide6.QtGui import QColor, QGuiApplication, QPalette, QTextDocument
 from PySide6.QtWidgets import QApplication, QListView
 from pytestqt.qtbot import QtBot
 
 from app.chat.markdown import BlockKind, looks_like_markdown, split_blocks
 from app.chat.store import ChatMessage, MessageStatus
 from tests.ui.chat.chat_helpers import show_message_view
-from ui.chat.markdown_view import RenderedMessage
+from ui.chat.markdown_view import RenderedMessage, is_monospace
 from ui.chat.message_delegate import MessageDelegate
 from ui.chat.message_model import MessageListModel
 from ui.common.theme import ChatColors, ThemeController, apply_theme, chat_colors, palette_for
@@ -87,7 +87,7 @@ def test_an_unclosed_fence_is_a_code_block_so_far(
     assert blocks[-1].kind is BlockKind.CODE and not blocks[-1].closed
     assert (blocks[-1].language, blocks[-1].source) == ("js", "const a = 1;\nconst b")
     code = render(view, delegate, text).blocks[-1].document
-    assert code.toPlainText() == "const a = 1;\nconst b" and QFontInfo(code.defaultFont()).fixedPitch()
+    assert code.toPlainText() == "const a = 1;\nconst b" and is_monospace(code.defaultFont())
 
 
 def test_plain_text_skips_the_markdown_reader() -> None:
@@ -120,7 +120,7 @@ def test_the_rendered_reply_has_a_table_a_list_a_link_and_highlighted_code(
             if fmt.isAnchor():
                 anchors.append(fmt.anchorHref())
             if iterator.fragment().text() == "inline code":
-                assert QFontInfo(fmt.font()).fixedPitch()
+                assert is_monospace(fmt.font())
             iterator += 1
         block = block.next()
     assert anchors == ["https://example.com"]
@@ -135,7 +135,7 @@ def test_the_rendered_reply_has_a_table_a_list_a_link_and_highlighted_code(
             iterator += 1
         block = block.next()
     assert len(colours) >= 3, colours  # keywords, strings, comments and names are told apart
-    assert QFontInfo(code.defaultFont()).fixedPitch()
+    assert is_monospace(code.defaultFont())
 
     first = items.begin()
     assert first.textList() is not None and first.textList().count() == 2
