@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QToolTip,
 )
 
+from app.chat.actions import BRANCH_ACTIONS, MessageAction, message_actions
 from app.chat.markdown import BlockKind, looks_like_markdown
 from app.chat.store import ChatMessage, MessageStatus
 from ui.chat.markdown_view import (
@@ -60,7 +61,7 @@ from ui.chat.markdown_view import (
     MarkdownRenderer,
     RenderedMessage,
 )
-from ui.chat.message_model import BRANCH_ROLE, DROPPED_BEFORE_ROLE, MESSAGE_ROLE, MessageAction
+from ui.chat.message_model import BRANCH_ROLE, DROPPED_BEFORE_ROLE, MESSAGE_ROLE
 from ui.common.theme import ChatColors, chat_colors
 
 log = logging.getLogger("ui")
@@ -109,15 +110,6 @@ def caption_text(message: ChatMessage) -> str:
         parts.append(f"{stats.tokens_per_s:.1f} tok/s")
         parts.append(f"{stats.completion_tokens} tokens")
     return " · ".join(parts)
-
-
-def message_actions(message: ChatMessage) -> list[MessageAction]:
-    """The hover buttons of a message, in order. A reply still streaming can only be copied."""
-    if message.role == "assistant" and message.status == MessageStatus.STREAMING:
-        return [MessageAction.COPY]
-    if message.role == "user":
-        return [MessageAction.EDIT, MessageAction.COPY, MessageAction.DELETE]
-    return [MessageAction.COPY, MessageAction.REGENERATE, MessageAction.DELETE]
 
 
 @dataclass(frozen=True)
@@ -295,21 +287,12 @@ class MessageDelegate(QStyledItemDelegate):
         text = caption_text(geometry.message)
         caption_width = self._caption_metrics.horizontalAdvance(text)
         items: list[tuple[float, Hit | str]] = []  # width, hit or the branch label
-        if branch is not None:
-            position, count = branch
-            items.append(
-                (self._button_width("‹"), self._action_hit(MessageAction.PREVIOUS_BRANCH, position > 1))
-            )
-            label = f"{position}/{count}"
-            items.append((self._caption_metrics.horizontalAdvance(label) + 4, label))
-            items.append(
-                (self._button_width("›"), self._action_hit(MessageAction.NEXT_BRANCH, position < count))
-            )
-        actions = [
-            (self._button_width(_ACTION_LABELS[a][0]), self._action_hit(a))
-            for a in message_actions(geometry.message)
-        ]
-        items += actions
+        for state in message_actions(geometry.message, versions=branch):
+            label = _ACTION_LABELS[state.action][0]
+            items.append((self._button_width(label), self._action_hit(state.action, state.enabled)))
+            if state.action is MessageAction.PREVIOUS_BRANCH and branch is not None:  # "2/3" between ‹ ›
+                position_text = f"{branch[0]}/{branch[1]}"
+                items.append((self._caption_metrics.horizontalAdvance(position_text) + 4, position_text))
         buttons_width = sum(width for width, _ in items) + BUTTON_SPACING * max(len(items) - 1, 0)
         room = caption.width() - buttons_width - 10
         if caption_width > room:  # a narrow window: the buttons stay whole, the caption gives way
@@ -326,7 +309,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _action_hit(self, action: MessageAction, enabled: bool = True) -> Hit:
         label, tooltip = _ACTION_LABELS[action]
-        branch = action in (MessageAction.PREVIOUS_BRANCH, MessageAction.NEXT_BRANCH)
+        branch = action in BRANCH_ACTIONS
         return Hit(QRectF(), label, tooltip, action=action, enabled=enabled, hover_only=not branch)
 
     @staticmethod

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from enum import StrEnum
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
@@ -19,17 +18,6 @@ DROPPED_BEFORE_ROLE = Qt.ItemDataRole.UserRole + 2
 BRANCH_ROLE = Qt.ItemDataRole.UserRole + 3
 
 _Index = QModelIndex | QPersistentModelIndex
-
-
-class MessageAction(StrEnum):
-    """What a user can ask of one message from its hover buttons or context menu."""
-
-    COPY = "copy"
-    EDIT = "edit"  # user messages: edit and resend as a new branch
-    REGENERATE = "regenerate"  # replies: a new reply as a new branch
-    DELETE = "delete"
-    PREVIOUS_BRANCH = "previous-branch"
-    NEXT_BRANCH = "next-branch"
 
 
 class MessageListModel(QAbstractListModel):

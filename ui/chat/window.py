@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.actions import MessageAction, message_actions, needs_idle
 from app.chat.export import to_json, to_markdown
 from app.chat.reply import ReplyOutcome
 from app.chat.saved_state import ChatStateCache
@@ -44,7 +45,7 @@ from app.library.store import LibraryModel
 from ui.chat.conversation_model import ConversationListModel
 from ui.chat.message_delegate import MessageDelegate
 from ui.chat.message_input import MessageInput
-from ui.chat.message_model import BRANCH_ROLE, MessageAction, MessageListModel
+from ui.chat.message_model import BRANCH_ROLE, MessageListModel
 from ui.chat.sampling_dialog import SamplingDialog
 from ui.chat.system_prompt_dialog import SystemPromptDialog
 from ui.chat.worker import ChatWorker
@@ -56,6 +57,15 @@ from ui.services import AppServices
 log = logging.getLogger("ui.chat")
 
 _WORKER_SHUTDOWN_TIMEOUT_MS = 30_000
+_MENU_LABELS = {
+    MessageAction.COPY: "Copy",
+    MessageAction.EDIT: "Edit and resend…",
+    MessageAction.REGENERATE: "Regenerate",
+    MessageAction.PREVIOUS_BRANCH: "Previous version",
+    MessageAction.NEXT_BRANCH: "Next version",
+    MessageAction.DELETE: "Delete",
+}
+_MENU_ORDER = list(_MENU_LABELS)
 
 
 class ChatWindow(QMainWindow):
@@ -469,7 +479,7 @@ class ChatWindow(QMainWindow):
             QGuiApplication.clipboard().setText(message.content)
             self.statusBar().showMessage("Message copied", 2000)
             return
-        if self.is_generating:
+        if self.is_generating and needs_idle(action):
             self.statusBar().showMessage("Wait for the reply to finish, or stop it first.", 4000)
             return
         if action is MessageAction.EDIT:
@@ -1028,26 +1038,18 @@ class ChatWindow(QMainWindow):
             return
         row = self._message_view.indexAt(pos).row()
         message = self._messages.message(row)
-        idle = not self.is_generating
-        menu = QMenu(self)
-        entries: list[tuple[str, MessageAction, bool]] = [
-            ("Copy", MessageAction.COPY, True),
-            ("Edit and resend…", MessageAction.EDIT, idle and message.role == "user"),
-            ("Regenerate", MessageAction.REGENERATE, idle and message.role == "assistant"),
-        ]
         branch = self._messages.index(row).data(BRANCH_ROLE)
-        if branch is not None:
-            entries += [
-                (f"Previous version ({branch[0]}/{branch[1]})", MessageAction.PREVIOUS_BRANCH, idle),
-                ("Next version", MessageAction.NEXT_BRANCH, idle),
-            ]
-        entries.append(("Delete", MessageAction.DELETE, idle))
-        for text, message_action, enabled in entries:
-            if message_action is MessageAction.DELETE:
+        menu = QMenu(self)
+        states = message_actions(message, versions=branch, generating=self.is_generating)
+        for state in sorted(states, key=lambda st: _MENU_ORDER.index(st.action)):
+            if state.action is MessageAction.DELETE:
                 menu.addSeparator()
+            text = _MENU_LABELS[state.action]
+            if state.action is MessageAction.PREVIOUS_BRANCH and branch is not None:
+                text += f" ({branch[0]}/{branch[1]})"
             act = menu.addAction(text)
-            act.setEnabled(enabled)
-            act.triggered.connect(lambda _checked=False, a=message_action: self.handle_message_action(row, a))
+            act.setEnabled(state.enabled)
+            act.triggered.connect(lambda _checked=False, a=state.action: self.handle_message_action(row, a))
         menu.exec(self._message_view.viewport().mapToGlobal(pos))
 
     @Slot()

@@ -11,12 +11,13 @@ from PySide6.QtGui import QDesktopServices, QHelpEvent
 from PySide6.QtWidgets import QApplication, QListView, QToolTip
 from pytestqt.qtbot import QtBot
 
+from app.chat.actions import MessageAction
 from app.chat.store import MessageStatus
 from app.engine.generation import GenerationStats, StopReason
 from tests.ui.chat.chat_helpers import show_message_view
 from tests.ui.chat.test_markdown_rendering import REPLY, message
 from ui.chat.message_delegate import Hit, MessageDelegate
-from ui.chat.message_model import MessageAction, MessageListModel
+from ui.chat.message_model import MessageListModel
 
 A = MessageAction
 

@@ -7,11 +7,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
+from app.chat.actions import MessageAction
 from app.chat.store import ChatStore, MessageStatus
 from app.core.data_home import DataHome
 from app.engine.generation import GenerationParams
 from tests.ui.chat.chat_helpers import send, wait_for_reply
-from ui.chat.message_model import BRANCH_ROLE, MessageAction
+from ui.chat.message_model import BRANCH_ROLE
 from ui.chat.window import ChatWindow
 
 
