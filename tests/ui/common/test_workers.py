@@ -51,9 +51,10 @@ def test_a_late_answer_to_a_replaced_load_is_ignored(window: ChatWindow) -> None
     """A failed load of model A arriving after model B loaded must not clear B's state."""
     info = window.model_info
     assert info is not None
-    window._on_model_load_failed(window._load_request - 1, "model A could not be loaded")
+    chat = window.controller
+    chat._on_model_load_failed(chat.load_request - 1, "model A could not be loaded")
     assert window.model_info is info and window.error_text() == ""
-    window._on_reply_failed(window._reply_request - 1, "an old reply failed")
+    chat._on_reply_failed(chat.reply_request - 1, "an old reply failed")
     assert window.error_text() == ""
 
 
