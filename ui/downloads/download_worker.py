@@ -43,6 +43,11 @@ class DownloadWorker(QObject):
         """The pause/cancel switch of a job; thread-safe, created before the job starts."""
         return self._controls.setdefault(job_id, DownloadControl())
 
+    def expect_run(self, job_id: int) -> None:
+        """Forget an old Pause of this job. Called by the GUI thread just before it queues the run, so
+        that a Pause or Cancel pressed before the worker picks the run up still counts."""
+        self.control(job_id).reset()
+
     def pause(self, job_id: int) -> None:
         self.control(job_id).pause()
 
@@ -64,10 +69,13 @@ class DownloadWorker(QObject):
     @Slot(int)
     def run_job(self, job_id: int) -> None:
         job = self._jobs.get(job_id)
-        if job is None or not job.state.is_open or self.control(job_id).request.value == "cancel":
-            return
         control = self.control(job_id)
-        control.reset()
+        if job is None or not job.state.is_open or control.request.value == "cancel":
+            return
+        if control.request.value == "pause":  # paused before the run began: it stays paused
+            self._jobs.set_state(job_id, JobState.PAUSED)
+            self.job_state_changed.emit(job_id, str(JobState.PAUSED), "Paused.")
+            return
         self._jobs.set_state(job_id, JobState.RUNNING)
         self.job_state_changed.emit(job_id, str(JobState.RUNNING), "")
         hub = HubClient(self._tokens.get())

@@ -281,6 +281,7 @@ class MetaDownloadDialog(QDialog):
         self._started_link = self._link
         self._say(self.status_label, f"Asking Meta's server for the files of {model.name}…", problem=False)
         self._update_buttons()
+        self.worker.expect_request()
         self.download_requested.emit(self._link, model, self.allow_unlisted_box.isChecked())
 
     @Slot()

@@ -48,9 +48,13 @@ class MetaDownloadWorker(QObject):
         """Thread-safe: the running download stops and removes its partial files."""
         self._control.cancel()
 
+    def expect_request(self) -> None:
+        """Forget an old Pause; the dialog calls it just before it queues a download, so a Pause or
+        Cancel pressed before the worker starts still counts."""
+        self._control.reset()
+
     @Slot(object, object, bool)
     def download(self, link: MetaLink, model: MetaModel, allow_unlisted: bool = False) -> None:
-        self._control.reset()
         self._latest = None
         try:
             result = self._downloader.download(

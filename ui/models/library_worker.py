@@ -46,6 +46,11 @@ class LibraryWorker(QObject):
         self._cancel = threading.Event()
         self._last_progress = 0.0
 
+    def expect_request(self) -> None:
+        """Forget an old Cancel; the GUI thread calls it just before it queues an import or a conversion,
+        so a Cancel pressed before the worker starts still counts."""
+        self._cancel.clear()
+
     def cancel_import(self) -> None:
         """Stop the running import; thread-safe."""
         self._cancel.set()
@@ -83,7 +88,6 @@ class LibraryWorker(QObject):
 
     def _into_library(self, verb: str, source: str, work: Callable[[], LibraryModel]) -> None:
         """Run an import or a conversion; it ends with import_finished or import_failed."""
-        self._cancel.clear()
         try:
             model = work()
         except Exception as exc:

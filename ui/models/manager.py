@@ -211,7 +211,7 @@ class ModelManagerWindow(QMainWindow):
         self.download_worker.download_finished.connect(self._on_download_finished)
         # Pause and cancel set thread-safe flags directly: a queued call would wait behind the download.
         self.downloads_panel.pause_requested.connect(self._pause_job)
-        self.downloads_panel.resume_requested.connect(self.run_job_requested)
+        self.downloads_panel.resume_requested.connect(self._run_job)
         self.downloads_panel.cancel_requested.connect(self._cancel_job)
         self._threads.append(WorkerThread(self, self.download_worker, "download-worker"))
 
@@ -236,8 +236,13 @@ class ModelManagerWindow(QMainWindow):
         job = self._context.jobs.add(remote, license_id or None)
         self.downloads_panel.add_job(job)
         self.tabs.setCurrentWidget(self.downloads_panel)
-        self.run_job_requested.emit(job.id)
+        self._run_job(job.id)
         return job.id
+
+    @Slot(int)
+    def _run_job(self, job_id: int) -> None:
+        self.download_worker.expect_run(job_id)  # armed here: a Pause pressed from now on counts
+        self.run_job_requested.emit(job_id)
 
     @Slot(int)
     def _pause_job(self, job_id: int) -> None:
@@ -427,6 +432,7 @@ class ModelManagerWindow(QMainWindow):
         self.progress.setFormat(f"Converting {request.display_name}… %p%")
         self.progress.show()
         self.cancel_button.show()
+        self._worker.expect_request()
         self.convert_requested.emit(request)
         return True
 
@@ -449,6 +455,7 @@ class ModelManagerWindow(QMainWindow):
         self.progress.setFormat(f"{'Copying' if copy else 'Checking'} {path.name}… %p%")
         self.progress.show()
         self.cancel_button.show()
+        self._worker.expect_request()
         self.import_requested.emit(str(path), copy)
 
     @Slot(int, int)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytestqt.qtbot import QtBot
 
 from app.core.data_home import DataHome
+from app.downloads.hub import HubClient, choose_file
+from app.downloads.jobs import JobState
 from app.engine.generation import GenerationParams
+from tests.support.fake_hub import FakeFile, FakeHub, FakeRepo
+from tests.support.gguf_files import write_small_gguf
 from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send, wait_for_reply
 from ui.chat import worker as chat_worker
 from ui.chat.window import ChatWindow
 from ui.common.crash import CrashReporter
+from ui.downloads.download_worker import DownloadWorker
 from ui.downloads.hub_worker import HubWorker
 from ui.services import AppServices
 
@@ -79,3 +86,19 @@ def test_an_uncaught_exception_opens_the_crash_dialog(qtbot: QtBot, data_home: D
     assert "ZeroDivisionError: division by zero in a slot" in reporter.dialog.informativeText()
     assert str(data_home.logs_dir) in reporter.dialog.detailedText()
     reporter.dialog.close()
+
+
+def test_a_pause_pressed_before_the_worker_starts_the_download_still_counts(
+    qtbot: QtBot, services: AppServices, fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    data = write_small_gguf(tmp_path / "m.gguf").read_bytes()
+    fake_hub.add_repo(FakeRepo("org/Tiny-GGUF", {"tiny-Q4_K_M.gguf": FakeFile(data)}))
+    context = services.context
+    job = context.jobs.add(choose_file(HubClient().list_gguf_files("org/Tiny-GGUF")), None)
+    worker = DownloadWorker(context.library, context.jobs, context.tokens)  # run here, on this thread
+    worker.expect_run(job.id)  # what the manager does before it queues the run
+    worker.pause(job.id)  # the user pressed Pause while the run was still queued
+    with qtbot.waitSignal(worker.job_state_changed, timeout=1000) as state:
+        worker.run_job(job.id)
+    assert state.args[1] == "paused"
+    assert fake_hub.bytes_sent == 0 and context.jobs.get(job.id).state is JobState.PAUSED  # type: ignore[union-attr]
