@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,12 +40,14 @@ from app.engine.backends import CpuReason
 from app.engine.generation import GenerationParams
 from app.engine.session import ModelInfo
 from app.library.store import LibraryModel
+from ui.chat.banner import Banner
 from ui.chat.controller import ChatController
 from ui.chat.conversation_model import ConversationListModel
 from ui.chat.message_delegate import MessageDelegate
 from ui.chat.message_input import MessageInput
 from ui.chat.message_model import BRANCH_ROLE, MessageListModel
 from ui.chat.sampling_dialog import SamplingDialog
+from ui.chat.sidebar import ChatSidebar
 from ui.chat.system_prompt_dialog import SystemPromptDialog
 from ui.common.theme import chat_colors
 from ui.models.manager import ModelManagerWindow
@@ -109,30 +110,11 @@ class ChatWindow(QMainWindow):
     # -- construction ----------------------------------------------------------------------------
 
     def _build_widgets(self) -> None:
-        self._new_chat_button = QPushButton("New chat")
-        self._conversation_view = QListView()
-        self._conversation_view.setModel(self._conversations)
-        self._conversation_view.setEditTriggers(
-            QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
-        )
-        self._conversation_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self._search_edit = QLineEdit()
-        self._search_edit.setPlaceholderText("Search all chats…")
-        self._search_edit.setClearButtonEnabled(True)
-        self._search_results = QListWidget()
-        self._search_results.setWordWrap(True)
-        self._search_results.hide()
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(150)
-        sidebar = QWidget()
-        sidebar.setMinimumWidth(200)
-        sidebar_layout = QVBoxLayout(sidebar)
-        sidebar_layout.setContentsMargins(8, 8, 0, 8)
-        sidebar_layout.addWidget(self._new_chat_button)
-        sidebar_layout.addWidget(self._search_edit)
-        sidebar_layout.addWidget(self._search_results)
-        sidebar_layout.addWidget(self._conversation_view)
+        sidebar = ChatSidebar(self._conversations)
+        self._new_chat_button = sidebar.new_chat_button
+        self._conversation_view = sidebar.conversation_view
+        self._search_edit = sidebar.search_edit
+        self._search_results = sidebar.search_results
 
         self._model_picker = QComboBox()
         self._model_picker.setToolTip("The model this chat window runs")
@@ -160,28 +142,7 @@ class ChatWindow(QMainWindow):
         self._template_label.setStyleSheet(f"color: {chat_colors(self.palette()).marker.name()};")
         self._template_label.hide()
 
-        self._error_label = QLabel()
-        self._error_label.setWordWrap(True)
-        self._error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        dismiss = QToolButton()
-        dismiss.setText("✕")
-        dismiss.setToolTip("Dismiss")
-        dismiss.clicked.connect(self._hide_error)
-        self._error_banner = QFrame()
-        self._error_banner.setObjectName("errorBanner")
-        self._error_banner.setStyleSheet(
-            "#errorBanner { background: palette(base); border: 1px solid %s; border-radius: 6px; }"
-            "#errorBanner QLabel { color: %s; }" % ((chat_colors(self.palette()).warning.name(),) * 2)
-        )
-        self._banner_button = QPushButton()
-        self._banner_button.hide()
-        self._banner_action: Callable[[], None] | None = None
-        self._banner_button.clicked.connect(self._on_banner_button)
-        banner_layout = QHBoxLayout(self._error_banner)
-        banner_layout.addWidget(self._error_label, 1)
-        banner_layout.addWidget(self._banner_button, 0, Qt.AlignmentFlag.AlignTop)
-        banner_layout.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
-        self._error_banner.hide()
+        self._banner = Banner()
 
         self._message_view = QListView()
         self._message_view.setModel(self._messages)
@@ -227,7 +188,7 @@ class ChatWindow(QMainWindow):
         header.addWidget(self._models_button)
         chat_layout.addLayout(header)
         chat_layout.addWidget(self._template_label)
-        chat_layout.addWidget(self._error_banner)
+        chat_layout.addWidget(self._banner)
         chat_layout.addWidget(self._message_view, 1)
         chat_layout.addLayout(input_row)
 
@@ -240,8 +201,7 @@ class ChatWindow(QMainWindow):
         self._stats_label = QLabel()
         self.statusBar().addPermanentWidget(self._stats_label)
 
-        self._search_edit.textChanged.connect(lambda _text: self._search_timer.start())
-        self._search_timer.timeout.connect(self.run_search)
+        sidebar.search_due.connect(self.run_search)
         self._search_results.itemActivated.connect(self._open_search_hit)
         self._search_results.itemClicked.connect(self._open_search_hit)
         self._models_button.clicked.connect(self.show_model_manager)
@@ -658,24 +618,14 @@ class ChatWindow(QMainWindow):
 
     def show_error(self, text: str, action: tuple[str, Callable[[], None]] | None = None) -> None:
         """Show `text` above the chat, with a button for `action` (label, what it does) if given."""
-        self._error_label.setText(text)
-        self._banner_action = action[1] if action else None
-        if action is not None:
-            self._banner_button.setText(action[0])
-        self._banner_button.setVisible(action is not None)
-        self._error_banner.show()
-
-    @Slot()
-    def _on_banner_button(self) -> None:
-        if self._banner_action is not None:
-            self._banner_action()
+        self._banner.show_message(text, action)
 
     @property
     def banner_button(self) -> QPushButton:
-        return self._banner_button
+        return self._banner.button
 
     def error_text(self) -> str:
-        return self._error_label.text() if self._error_banner.isVisibleTo(self) else ""
+        return self._banner.text() if self._banner.isVisibleTo(self) else ""
 
     # -- choosing the model ----------------------------------------------------------------------
 
@@ -1001,7 +951,7 @@ class ChatWindow(QMainWindow):
         self._send_button.setEnabled(self._can_send() and bool(self._input.toPlainText().strip()))
 
     def _hide_error(self) -> None:
-        self._error_banner.hide()
+        self._banner.hide()
 
     @Slot(int)
     def _on_scrolled(self, value: int) -> None:
