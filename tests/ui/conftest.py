@@ -13,6 +13,7 @@ from app.core.data_home import DataHome
 from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, make_window
 from ui.chat.window import ChatWindow
 from ui.common.workers import running_worker_threads
+from ui.gui import ChatWindows
 from ui.models.manager import ModelManagerWindow
 from ui.services import AppServices
 
@@ -38,6 +39,14 @@ def services(context: AppContext) -> Iterator[AppServices]:
     app_services = AppServices(context)
     yield app_services
     app_services.shutdown()
+
+
+@pytest.fixture
+def windows(services: AppServices) -> Iterator[ChatWindows]:
+    """The app's chat windows, as the application keeps them."""
+    keeper = ChatWindows(services)
+    yield keeper
+    keeper.shutdown_all()
 
 
 @pytest.fixture

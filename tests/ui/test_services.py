@@ -4,10 +4,8 @@ that outlives the window that started it, and settings checked when the app star
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pytestqt.qtbot import QtBot
 
 from app.context import AppContext
@@ -20,13 +18,6 @@ from tests.support.gguf_files import write_small_gguf
 from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send
 from ui.gui import ChatWindows, open_first_window
 from ui.services import AppServices
-
-
-@pytest.fixture
-def windows(services: AppServices) -> Iterator[ChatWindows]:
-    keeper = ChatWindows(services)
-    yield keeper
-    keeper.shutdown_all()
 
 
 def test_two_windows_on_one_model_load_its_weights_once(

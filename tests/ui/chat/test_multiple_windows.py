@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtGui import QKeySequence
 from pytestqt.qtbot import QtBot
 
@@ -16,16 +14,8 @@ from tests.support.gguf_files import LLAMA_SHAPES, write_header_only_llama
 from tests.ui.chat.chat_helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send
 from ui.chat.window import ChatWindow
 from ui.gui import ChatWindows
-from ui.services import AppServices
 
 GIB = 1 << 30
-
-
-@pytest.fixture
-def windows(services: AppServices) -> Iterator[ChatWindows]:
-    manager = ChatWindows(services)
-    yield manager
-    manager.shutdown_all()
 
 
 def test_two_windows_with_two_models_stream_at_once_without_interfering(
