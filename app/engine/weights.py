@@ -14,13 +14,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import llama_cpp
 
-log = logging.getLogger("engine.weights")
+from app.engine.backends import OffloadPlan
 
-_P = TypeVar("_P")
+log = logging.getLogger("engine.weights")
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,9 @@ class WeightsKey:
 
 
 @dataclass
-class _Entry(Generic[_P]):
+class _Entry:
     model: ctypes.c_void_p
-    plan: _P  # the offload plan the weights were really loaded with (after any GPU fallback)
+    plan: OffloadPlan  # the offload plan the weights were really loaded with (after any GPU fallback)
     holders: int
 
 
@@ -41,12 +40,12 @@ class SharedWeights:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # held while loading, so a second window waits and shares
-        self._entries: dict[WeightsKey, _Entry[object]] = {}
+        self._entries: dict[WeightsKey, _Entry] = {}
         self.loads = 0  # files really read by llama.cpp (for tests and the log)
 
     def acquire(
-        self, key: WeightsKey, load: Callable[[], tuple[ctypes.c_void_p, _P]]
-    ) -> tuple[ctypes.c_void_p, _P]:
+        self, key: WeightsKey, load: Callable[[], tuple[ctypes.c_void_p, OffloadPlan]]
+    ) -> tuple[ctypes.c_void_p, OffloadPlan]:
         """The weights for `key`, loaded by `load()` (model pointer, plan) the first time."""
         with self._lock:
             entry = self._entries.get(key)
@@ -58,7 +57,7 @@ class SharedWeights:
             else:
                 log.info("sharing the weights of %s already loaded", key.path.name)
             entry.holders += 1
-            return entry.model, entry.plan  # type: ignore[return-value]
+            return entry.model, entry.plan
 
     def release(self, key: WeightsKey) -> None:
         with self._lock:

@@ -32,24 +32,11 @@ from app.downloads.downloader import (
 from app.downloads.hub import HubAccess, HubClient, RemoteFile, choose_file
 from app.library.store import ModelLibrary
 from tests.support.fake_hub import FakeFile, FakeHub, FakeRepo
-from tests.support.gguf_files import write_small_gguf
 from tests.support.small_disk import small_tmpfs
 
 REPO = "bartowski/Tiny-Llama-GGUF"
 FILE = "tiny-Q4_K_M.gguf"
 FAST = RetryPolicy(attempts=4, first_backoff_s=0.01, stall_timeout_s=0.5)
-
-
-@pytest.fixture
-def model_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return write_small_gguf(tmp_path_factory.mktemp("src") / "m.gguf").read_bytes()
-
-
-@pytest.fixture
-def library(data_home: DataHome) -> Iterator[ModelLibrary]:
-    lib = ModelLibrary(data_home.library_db, data_home.models_dir)
-    yield lib
-    lib.close()
 
 
 @pytest.fixture

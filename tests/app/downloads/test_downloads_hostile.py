@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,21 +49,9 @@ def policy(**overrides: float) -> RetryPolicy:
 
 
 @pytest.fixture
-def model_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return write_small_gguf(tmp_path_factory.mktemp("src") / "m.gguf").read_bytes()
-
-
-@pytest.fixture
 def other_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """Another valid GGUF of the same length: what the file became upstream."""
     return write_small_gguf(tmp_path_factory.mktemp("src2") / "m.gguf", seed=1).read_bytes()
-
-
-@pytest.fixture
-def library(data_home: DataHome) -> Iterator[ModelLibrary]:
-    lib = ModelLibrary(data_home.library_db, data_home.models_dir)
-    yield lib
-    lib.close()
 
 
 @pytest.fixture
